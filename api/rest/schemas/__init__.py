@@ -1,0 +1,1 @@
+"""Marshmallow schemas of the REST API: they translate, nothing more."""

@@ -1,0 +1,148 @@
+"""How cases, steps and events look on the wire (contract section 4)."""
+import marshmallow as ma
+from marshmallow import fields, validate
+
+from workflow.applications import masked
+from workflow.machines.case import CaseState
+
+from .common import HallDateTime
+
+
+class StepSchema(ma.Schema):
+    step = fields.String(attribute="key")
+    state = fields.Function(lambda s: s.state.value)
+    department = fields.String()
+    needs = fields.List(fields.String())
+    assignee = fields.Function(lambda s: s.assignee.username if s.assignee else None,
+                               metadata={"description": "Username of the clerk holding the step"})
+    ready_at = HallDateTime()
+    claimed_at = HallDateTime()
+    done_at = HallDateTime()
+    outputs = fields.Dict(allow_none=True)
+    refusal_reason = fields.String(allow_none=True)
+
+
+class CompanyOut(ma.Schema):
+    name = fields.String()
+    kind = fields.String()
+    registered_capital = fields.String()
+    address = fields.String()
+    business_scope = fields.String()
+
+
+class PersonOut(ma.Schema):
+    name = fields.String()
+    id_number = fields.String(metadata={"description": "Masked except in the response that created the case"})
+    phone = fields.String()
+
+
+class ShareholderOut(ma.Schema):
+    name = fields.String()
+    id_number = fields.String()
+    contribution = fields.String()
+
+
+class DeliveryOut(ma.Schema):
+    method = fields.String()
+    tracking_no = fields.String(allow_none=True)
+
+
+class CaseSchema(ma.Schema):
+    """A case as staff see it; ID and phone numbers masked."""
+
+    reveal_personal_data = False
+
+    case_no = fields.String()
+    tracking_code = fields.String()
+    state = fields.String()
+    version = fields.Integer()
+    definition = fields.Dict()
+    company = fields.Nested(CompanyOut)
+    legal_representative = fields.Nested(PersonOut)
+    shareholders = fields.List(fields.Nested(ShareholderOut))
+    wants = fields.Dict(keys=fields.String(), values=fields.Boolean())
+    channel = fields.String()
+    missing_materials = fields.List(fields.String())
+    delivery = fields.Nested(DeliveryOut, allow_none=True)
+    closing_reason = fields.String(allow_none=True)
+    created_at = HallDateTime()
+    accepted_at = HallDateTime()
+    ready_at = HallDateTime()
+    delivered_at = HallDateTime()
+    closed_at = HallDateTime()
+    steps = fields.List(fields.Nested(StepSchema))
+
+    @ma.pre_dump
+    def _project(self, case, **_):
+        application = case.application if self.reveal_personal_data else masked(case.application)
+        return {
+            "case_no": case.case_no,
+            "tracking_code": case.tracking_code,
+            "state": case.state.value,
+            "version": case.version,
+            "definition": {"name": case.definition_name, "version": case.definition_version},
+            "company": application["company"],
+            "legal_representative": application["legal_representative"],
+            "shareholders": application["shareholders"],
+            "wants": application.get("wants", {}),
+            "channel": case.channel,
+            "missing_materials": case.missing_materials or [],
+            "delivery": case.delivery,
+            "closing_reason": case.closing_reason,
+            "created_at": case.created_at,
+            "accepted_at": case.accepted_at,
+            "ready_at": case.ready_at,
+            "delivered_at": case.delivered_at,
+            "closed_at": case.closed_at,
+            "steps": case.steps,
+        }
+
+
+class CreatedCaseSchema(CaseSchema):
+    """The case in the response that created it: the one place personal data shows unmasked."""
+
+    reveal_personal_data = True
+
+
+class CaseListArgs(ma.Schema):
+    state = fields.String(validate=validate.OneOf([s.value for s in CaseState]))
+    step = fields.String(metadata={"description": "Cases where this step is open (ready or in progress)"})
+    department = fields.String(metadata={"description": "Cases with an open step of this department"})
+    q = fields.String(validate=validate.Length(1, 100),
+                      metadata={"description": "Case number prefix or part of the company name"})
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    per_page = fields.Integer(load_default=20, validate=validate.Range(1, 100))
+
+
+class AcceptSchema(ma.Schema):
+    missing_materials = fields.List(fields.String(validate=validate.Length(1, 200)), load_default=list,
+                                    metadata={"description": "容缺: materials the applicant will supply later"})
+
+
+class DeliverSchema(ma.Schema):
+    method = fields.String(required=True, validate=validate.OneOf(["counter", "mail"]))
+    tracking_no = fields.String(allow_none=True, load_default=None,
+                                metadata={"description": "Required when mailed"})
+
+
+class OutputsSchema(ma.Schema):
+    """The step's output fields; which ones depends on the step (see the process definition)."""
+
+    class Meta:
+        unknown = ma.INCLUDE
+
+
+class EventSchema(ma.Schema):
+    id = fields.Integer()
+    seq = fields.Integer()
+    at = HallDateTime()
+    actor = fields.String()
+    role = fields.String(allow_none=True)
+    department = fields.String(allow_none=True)
+    action = fields.String()
+    step = fields.String(allow_none=True)
+    from_state = fields.String(allow_none=True)
+    to_state = fields.String(allow_none=True)
+    payload = fields.Dict()
+    prev_hash = fields.String()
+    hash = fields.String()

@@ -1,0 +1,98 @@
+"""Builders for users, applications and cases in a given state."""
+from __future__ import annotations
+
+import datetime
+import itertools
+import random
+
+from workflow import accounts, operations as ops
+from workflow.actors import Actor
+from workflow.demo import STEP_OUTPUTS, registration_outputs
+from workflow.identifiers import make_id_number
+
+DEPARTMENTS = ("service_window", "market_regulation", "public_security", "taxation", "bank")
+PASSWORD = "correct horse battery"
+_names = itertools.count(1)
+
+
+def application(**overrides) -> dict:
+    """A valid application; keyword arguments replace top-level parts."""
+    owner = make_id_number("440106", datetime.date(1990, 3, 7), 123)
+    partner = make_id_number("440111", datetime.date(1985, 12, 31), 456)
+    body = {
+        "company": {"name": "广州市白云区示例科技有限公司", "kind": "llc", "registered_capital": "1000000.00",
+                    "address": "广州市白云区云城西路888号", "business_scope": "软件开发"},
+        "legal_representative": {"name": "张三", "id_number": owner, "phone": "13800138000"},
+        "shareholders": [{"name": "张三", "id_number": owner, "contribution": "600000.00"},
+                         {"name": "李四", "id_number": partner, "contribution": "400000.00"}],
+        "wants": {"seal": True, "invoice": True, "bank": True},
+        "channel": "window",
+    }
+    body.update(overrides)
+    return body
+
+
+def outputs_for(step: str, rng: random.Random | None = None) -> dict:
+    rng = rng or random.Random(7)
+    return registration_outputs(rng) if step == "registration" else STEP_OUTPUTS[step](rng)
+
+
+class Factory:
+    """Users and cases on one session; commits what it builds so other connections see it."""
+
+    def __init__(self, session):
+        self.session = session
+        self._users: dict[tuple[str, str | None], Actor] = {}
+
+    def actor(self, role: str = "clerk", department: str | None = "service_window") -> Actor:
+        key = (role, department)
+        if key not in self._users:
+            user = accounts.create_user(self.session, f"{role}-{department or 'hall'}-{next(_names)}", PASSWORD,
+                                        role, department)
+            self.session.commit()
+            self._users[key] = user.as_actor()
+        return self._users[key]
+
+    def token(self, role: str = "clerk", department: str | None = "service_window") -> str:
+        actor = self.actor(role, department)
+        token = accounts.create_token(self.session, actor.username)
+        self.session.commit()
+        return token
+
+    @property
+    def window(self) -> Actor:
+        return self.actor("clerk", "service_window")
+
+    def clerk(self, department: str) -> Actor:
+        return self.actor("clerk", department)
+
+    def case(self, state: str = "submitted", **application_overrides):
+        """A committed case brought to ``state`` through the real operations."""
+        case = ops.submit_case(self.session, self.window, application(**application_overrides))
+        if state != "submitted":
+            if state == "rejected":
+                ops.reject_case(self.session, case, self.window, reason="名称重复")
+            else:
+                ops.accept_case(self.session, case, self.window)
+        if state == "suspended":
+            ops.suspend_case(self.session, case, self.window, reason="补正材料")
+        if state in ("ready", "delivered"):
+            self.finish_steps(case)
+        if state == "delivered":
+            ops.deliver_case(self.session, case, self.window, method="counter")
+        self.session.commit()
+        return case
+
+    def finish_steps(self, case, *keys):
+        """Claim and complete the given steps (all open ones, in order, when none are named)."""
+        pending = list(keys) or None
+        while True:
+            open_steps = [s for s in case.steps if s.state.value == "ready" and (pending is None or s.key in pending)]
+            if not open_steps:
+                return case
+            for step in open_steps:
+                clerk = self.clerk(step.department)
+                ops.claim_step(self.session, case, step.key, clerk)
+                ops.complete_step(self.session, case, step.key, clerk, outputs_for(step.key))
+                if pending is not None:
+                    pending.remove(step.key)

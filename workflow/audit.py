@@ -1,0 +1,122 @@
+"""The audit trail: append an event per action, hash-chained per case, and verify the chains.
+
+Each event's hash is SHA-256 over its own content and the previous event's hash for the same case,
+so changing, removing or reordering any stored event breaks every hash after it. Events are never
+updated or deleted: the ORM refuses it here, and database triggers refuse it underneath.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from sqlalchemy import event as sa_event, select
+from sqlalchemy.orm import Session
+
+from .actors import Actor
+from .clock import utcnow
+from .models import Case, Event
+
+GENESIS = "0" * 64
+
+
+def canonical(payload) -> dict:
+    """Return ``payload`` as JSON-native values, exactly as it reads back from the database."""
+    return json.loads(json.dumps(payload or {}, ensure_ascii=False, default=str))
+
+
+def event_hash(event: Event, case_no: str) -> str:
+    """SHA-256 over the event's content and its predecessor's hash."""
+    content = {
+        "case_no": case_no,
+        "seq": event.seq,
+        "at": event.at.isoformat(timespec="microseconds"),
+        "actor": event.actor,
+        "actor_id": event.actor_id,
+        "role": event.role,
+        "department": event.department,
+        "action": event.action,
+        "step": event.step,
+        "from_state": event.from_state,
+        "to_state": event.to_state,
+        "payload": event.payload,
+        "prev_hash": event.prev_hash,
+    }
+    data = json.dumps(content, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(data.encode("utf-8")).hexdigest()
+
+
+def record(session: Session, case: Case, actor: Actor, action: str, *, step: str | None = None,
+           from_state=None, to_state=None, payload: dict | None = None) -> Event:
+    """Append one event to the case's chain (flushes; the caller's transaction commits it)."""
+    if case.id is None:
+        session.flush()
+    last = session.execute(
+        select(Event.seq, Event.hash).where(Event.case_id == case.id).order_by(Event.seq.desc()).limit(1)
+    ).first()
+    seq, prev_hash = (last.seq + 1, last.hash) if last else (1, GENESIS)
+    evt = Event(
+        case_id=case.id,
+        seq=seq,
+        at=utcnow(),
+        actor=actor.username,
+        actor_id=actor.user_id,
+        role=actor.role.value if actor.role else None,
+        department=actor.department,
+        action=action,
+        step=step,
+        from_state=getattr(from_state, "value", from_state),
+        to_state=getattr(to_state, "value", to_state),
+        payload=canonical(payload),
+        prev_hash=prev_hash,
+    )
+    evt.hash = event_hash(evt, case.case_no)
+    session.add(evt)
+    session.flush()
+    return evt
+
+
+@dataclass(frozen=True)
+class BrokenLink:
+    case_no: str
+    event_id: int
+    seq: int
+    reason: str
+
+
+def verify(session: Session, case_id: int | None = None) -> list[BrokenLink]:
+    """Check every chain (or one case's); return the first broken event of each broken chain."""
+    query = (
+        select(Event, Case.case_no)
+        .join(Case, Case.id == Event.case_id)
+        .order_by(Event.case_id, Event.seq)
+        .execution_options(yield_per=2000)
+    )
+    if case_id is not None:
+        query = query.where(Event.case_id == case_id)
+    broken: list[BrokenLink] = []
+    current, prev_hash, expected_seq, failed = None, GENESIS, 1, False
+    for evt, case_no in session.execute(query):
+        if evt.case_id != current:
+            current, prev_hash, expected_seq, failed = evt.case_id, GENESIS, 1, False
+        if failed:
+            continue
+        reason = None
+        if evt.seq != expected_seq:
+            reason = f"expected event {expected_seq} of the chain, found {evt.seq}"
+        elif evt.prev_hash != prev_hash:
+            reason = "does not link to the previous event's hash"
+        elif event_hash(evt, case_no) != evt.hash:
+            reason = "content does not match its hash"
+        if reason:
+            broken.append(BrokenLink(case_no, evt.id, evt.seq, reason))
+            failed = True
+        prev_hash, expected_seq = evt.hash, expected_seq + 1
+    return broken
+
+
+@sa_event.listens_for(Session, "before_flush")
+def _events_are_append_only(session: Session, _flush_context, _instances) -> None:
+    for obj in list(session.dirty) + list(session.deleted):
+        if isinstance(obj, Event) and (obj in session.deleted or session.is_modified(obj)):
+            raise RuntimeError("audit events are append-only")

@@ -1,0 +1,82 @@
+"""The case's life: submitted → in_progress ⇄ suspended → ready → delivered, and its exits."""
+import enum
+
+from transitions import Machine
+
+from ..errors import Forbidden
+
+
+class CaseState(str, enum.Enum):
+    submitted = "submitted"
+    in_progress = "in_progress"
+    suspended = "suspended"
+    ready = "ready"
+    delivered = "delivered"
+    rejected = "rejected"
+    withdrawn = "withdrawn"
+
+
+FINAL_STATES = frozenset({CaseState.delivered, CaseState.rejected, CaseState.withdrawn})
+
+
+def window_staff(event) -> bool:
+    """Only the comprehensive window accepts, rejects, withdraws and delivers."""
+    actor = event.kwargs["actor"]
+    if not actor.is_window:
+        raise Forbidden("only service window staff may do this")
+    return True
+
+
+def window_or_supervisor(event) -> bool:
+    """Suspend and resume: the window, or any department's supervisor."""
+    actor = event.kwargs["actor"]
+    if not (actor.is_window or (actor.role is not None and actor.role.value == "supervisor")):
+        raise Forbidden("only service window staff or a supervisor may do this")
+    return True
+
+
+def all_steps_settled(event) -> bool:
+    """The parallel join: every step is done or skipped."""
+    return all(step.state.value in ("done", "skipped") for step in event.model.steps)
+
+
+def system_only(event) -> bool:
+    """Joins and step refusals are fired by the engine itself, never asked for directly."""
+    return bool(event.kwargs.get("by_engine"))
+
+
+S = CaseState
+TRANSITIONS = [
+    {"trigger": "accept", "source": S.submitted, "dest": S.in_progress, "conditions": [window_staff]},
+    {"trigger": "reject", "source": S.submitted, "dest": S.rejected, "conditions": [window_staff]},
+    {"trigger": "suspend", "source": S.in_progress, "dest": S.suspended, "conditions": [window_or_supervisor]},
+    {"trigger": "resume", "source": S.suspended, "dest": S.in_progress, "conditions": [window_or_supervisor]},
+    {
+        "trigger": "withdraw",
+        "source": [S.submitted, S.in_progress, S.suspended],
+        "dest": S.withdrawn,
+        "conditions": [window_staff],
+    },
+    {
+        "trigger": "finish",
+        "source": S.in_progress,
+        "dest": S.ready,
+        "conditions": [system_only, all_steps_settled],
+    },
+    {"trigger": "step_refused", "source": S.in_progress, "dest": S.rejected, "conditions": [system_only]},
+    {"trigger": "deliver", "source": S.ready, "dest": S.delivered, "conditions": [window_staff]},
+]
+
+# Authorisation guards per event, run by the operations *before* firing so that a caller without
+# the right gets 403 whatever the state (the machine checks the state before its conditions).
+PERMISSIONS = {t["trigger"]: [c for c in t["conditions"] if c not in (all_steps_settled, system_only)]
+               for t in TRANSITIONS}
+
+MACHINE = Machine(
+    model=None,
+    states=CaseState,
+    initial=CaseState.submitted,
+    transitions=TRANSITIONS,
+    auto_transitions=False,
+    send_event=True,
+)

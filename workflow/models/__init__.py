@@ -1,0 +1,8 @@
+"""Every model, imported here so that ``Base.metadata`` (and Alembic) sees the whole schema."""
+from .case import Case, CaseCounter, Step
+from .definition import ProcessDefinition
+from .event import Event
+from .idempotency import IdempotentResponse
+from .user import ApiToken, User
+
+__all__ = ["ApiToken", "Case", "CaseCounter", "Event", "IdempotentResponse", "ProcessDefinition", "Step", "User"]

@@ -1,0 +1,98 @@
+"""Cases (办件) and their steps (环节)."""
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import Date, Enum, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..clock import utcnow
+from ..db import Base, JSONType, UTCDateTime
+from ..machines.case import CaseState
+from ..machines.step import StepState
+from .user import User
+
+
+def _state_enum(enum_class, name):
+    # Stored as text with a CHECK: adding a state later is a migration of the CHECK, not of a PG type.
+    return Enum(enum_class, name=name, native_enum=False, length=16, create_constraint=True)
+
+
+class Case(Base):
+    __tablename__ = "cases"
+    __table_args__ = (Index("ix_cases_state_created", "state", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_no: Mapped[str] = mapped_column(String(20), unique=True)
+    tracking_code: Mapped[str] = mapped_column(String(16))
+    state: Mapped[CaseState] = mapped_column(_state_enum(CaseState, "case_state"), default=CaseState.submitted)
+    # Optimistic locking: every UPDATE checks the version it read (SQLAlchemy's version_id_col); each
+    # action bumps it exactly once (``touch``), however many flushes the action needs.
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    definition_name: Mapped[str] = mapped_column(String(40))
+    definition_version: Mapped[int]
+    channel: Mapped[str] = mapped_column(String(16))
+    company_name: Mapped[str] = mapped_column(String(100), index=True)
+    company_kind: Mapped[str] = mapped_column(String(32))
+    application: Mapped[dict] = mapped_column(JSONType)
+    missing_materials: Mapped[list] = mapped_column(JSONType, default=list)
+    delivery: Mapped[dict | None] = mapped_column(JSONType)
+    closing_reason: Mapped[str | None] = mapped_column(String(500))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ready_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    steps: Mapped[list[Step]] = relationship(
+        back_populates="case", order_by="Step.position", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+    __mapper_args__ = {"version_id_col": version, "version_id_generator": False}
+
+    def touch(self, now: datetime) -> None:
+        """Mark one action on the case (or one of its steps): the version moves on by one."""
+        self.version += 1
+        self.updated_at = now
+
+    def step(self, key: str) -> Step:
+        for step in self.steps:
+            if step.key == key:
+                return step
+        raise KeyError(key)
+
+
+class Step(Base):
+    __tablename__ = "steps"
+    __table_args__ = (
+        UniqueConstraint("case_id", "key"),
+        Index("ix_steps_department_state", "department", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(40))
+    position: Mapped[int]
+    department: Mapped[str] = mapped_column(String(40))
+    needs: Mapped[list] = mapped_column(JSONType, default=list)
+    state: Mapped[StepState] = mapped_column(_state_enum(StepState, "step_state"), default=StepState.waiting)
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    ready_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    outputs: Mapped[dict | None] = mapped_column(JSONType)
+    refusal_reason: Mapped[str | None] = mapped_column(String(500))
+
+    case: Mapped[Case] = relationship(back_populates="steps")
+    assignee: Mapped[User | None] = relationship(lazy="joined")
+
+
+class CaseCounter(Base):
+    """The last case number handed out per day (case numbers are KBYYYYMMDD-NNNN)."""
+
+    __tablename__ = "case_counters"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    last: Mapped[int] = mapped_column(Integer, default=0)

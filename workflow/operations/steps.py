@@ -1,0 +1,83 @@
+"""Step operations: claim, release, complete, refuse — by the owning department only."""
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from .. import audit
+from ..actors import SYSTEM, Actor
+from ..clock import utcnow
+from ..errors import NotFound
+from ..machines import case as case_machine, fire
+from ..machines import step as step_machine
+from ..machines.case import CaseState
+from ..models import Case, Step
+from ..validation import load
+from ._common import authorize, check_version, ensure_can, flush, require_text
+from .cases import advance, definition_of
+
+
+def _step(case: Case, key: str) -> Step:
+    try:
+        return case.step(key)
+    except KeyError:
+        raise NotFound(f"case {case.case_no} has no step {key}") from None
+
+
+def _step_action(session: Session, case: Case, key: str, actor: Actor, event: str,
+                 expected_version: int | None, payload: dict | None = None) -> Step:
+    step = _step(case, key)
+    authorize(step_machine.PERMISSIONS, event, step, actor=actor)
+    check_version(case, expected_version)
+    before = step.state
+    fire(step_machine.MACHINE, event, step, actor=actor)
+    case.touch(utcnow())
+    audit.record(session, case, actor, event, step=key, from_state=before, to_state=step.state, payload=payload)
+    return step
+
+
+def claim_step(session: Session, case: Case, key: str, actor: Actor, *,
+               expected_version: int | None = None) -> Case:
+    """Take a ready step into one's own hands."""
+    step = _step_action(session, case, key, actor, "claim", expected_version)
+    step.assignee_id, step.claimed_at = actor.user_id, utcnow()
+    flush(session)
+    return case
+
+
+def release_step(session: Session, case: Case, key: str, actor: Actor, *,
+                 expected_version: int | None = None) -> Case:
+    """Give a claimed step back to the department's queue."""
+    step = _step_action(session, case, key, actor, "release", expected_version)
+    step.assignee_id = step.claimed_at = None
+    flush(session)
+    return case
+
+
+def complete_step(session: Session, case: Case, key: str, actor: Actor, outputs: dict, *,
+                  expected_version: int | None = None) -> Case:
+    """Finish a step with its output fields; open the steps that needed it; join when all are settled."""
+    step = _step(case, key)
+    authorize(step_machine.PERMISSIONS, "complete", step, actor=actor)
+    ensure_can(step_machine.MACHINE, "complete", step)
+    definition = definition_of(session, case)
+    values = load(definition.step(key).outputs_schema, outputs if isinstance(outputs, dict) else {})
+    _step_action(session, case, key, actor, "complete", expected_version, payload={"outputs": values})
+    step.outputs = audit.canonical(values)
+    step.done_at = utcnow()
+    advance(session, case, definition)
+    flush(session)
+    return case
+
+
+def refuse_step(session: Session, case: Case, key: str, actor: Actor, *, reason: str,
+                expected_version: int | None = None) -> Case:
+    """不予登记 and the like: the step is refused and the whole case is rejected."""
+    reason = require_text(reason, "reason")
+    step = _step_action(session, case, key, actor, "refuse", expected_version, payload={"reason": reason})
+    step.refusal_reason = reason
+    fire(case_machine.MACHINE, "step_refused", case, by_engine=True)
+    case.closing_reason, case.closed_at = f"{key}: {reason}", utcnow()
+    audit.record(session, case, SYSTEM, "step_refused", step=key, from_state=CaseState.in_progress,
+                 to_state=case.state, payload={"reason": reason})
+    flush(session)
+    return case

@@ -1,0 +1,48 @@
+"""Read-side queries shared by the API and the pages: case lists with filters, audit events."""
+from __future__ import annotations
+
+from sqlalchemy import exists, func, or_, select
+from sqlalchemy.orm import Session
+
+from .actors import SERVICE_WINDOW
+from .machines.case import CaseState
+from .machines.step import OPEN_STATES
+from .models import Case, Event, Step
+
+# What the window itself must act on: new applications, suspended cases, finished ones to hand over.
+WINDOW_STATES = (CaseState.submitted, CaseState.suspended, CaseState.ready)
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def list_cases(session: Session, *, state: str | None = None, step: str | None = None,
+               department: str | None = None, q: str | None = None,
+               page: int = 1, per_page: int = 20) -> tuple[list[Case], int]:
+    """One page of cases, newest first, and the total matching the filters."""
+    query = select(Case)
+    if state:
+        query = query.where(Case.state == CaseState(state))
+    if step:
+        query = query.where(exists().where(Step.case_id == Case.id, Step.key == step,
+                                           Step.state.in_(OPEN_STATES)))
+    if department == SERVICE_WINDOW:
+        query = query.where(Case.state.in_(WINDOW_STATES))
+    elif department:
+        query = query.where(exists().where(Step.case_id == Case.id, Step.department == department,
+                                           Step.state.in_(OPEN_STATES)))
+    if q:
+        pattern = _escape_like(q.strip())
+        query = query.where(or_(Case.case_no.like(f"{pattern}%", escape="\\"),
+                                Case.company_name.like(f"%{pattern}%", escape="\\")))
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    items = session.scalars(
+        query.order_by(Case.created_at.desc(), Case.id.desc()).offset((page - 1) * per_page).limit(per_page)
+    ).all()
+    return list(items), total
+
+
+def case_events(session: Session, case: Case) -> list[Event]:
+    """The case's audit trail, oldest first."""
+    return list(session.scalars(select(Event).where(Event.case_id == case.id).order_by(Event.seq)))
