@@ -9,7 +9,7 @@ import click
 from alembic import command as alembic_command
 from alembic.config import Config as AlembicConfig
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from workflow import accounts, audit, demo as demo_data
 from workflow.actors import Role
@@ -117,6 +117,7 @@ def audit_verify():
 
 
 @click.command("demo")
+@with_appcontext
 @click.option("--password", default="demo-pass-2026", show_default=True, help="Password of every demo user")
 def demo(password):
     """Seed demo users (one per department and role) and cases in several states."""

@@ -90,7 +90,8 @@ def verify(session: Session, case_id: int | None = None) -> list[BrokenLink]:
         select(Event, Case.case_no)
         .join(Case, Case.id == Event.case_id)
         .order_by(Event.case_id, Event.seq)
-        .execution_options(yield_per=2000)
+        # Read what is stored now, not objects this session may hold from earlier.
+        .execution_options(yield_per=2000, populate_existing=True)
     )
     if case_id is not None:
         query = query.where(Event.case_id == case_id)

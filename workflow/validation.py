@@ -9,6 +9,9 @@ from .errors import Invalid
 
 def flatten(messages, prefix: str = "") -> dict[str, list[str]]:
     """``{"a": {"b": ["x"]}, "c": {0: {"d": ["y"]}}}`` → ``{"a.b": ["x"], "c.0.d": ["y"]}``."""
+    if isinstance(messages, dict) and prefix and messages and set(messages) <= {"key", "value"}:
+        # A Dict field reports {"key": [...], "value": [...]} for one entry: that entry is the field.
+        return {prefix: [str(m) for part in messages.values() for m in _as_list(part)]}
     if isinstance(messages, dict):
         flat: dict[str, list[str]] = {}
         for key, value in messages.items():
@@ -19,6 +22,12 @@ def flatten(messages, prefix: str = "") -> dict[str, list[str]]:
     if isinstance(messages, str):
         messages = [messages]
     return {prefix or "_schema": [str(m) for m in messages]}
+
+
+def _as_list(part) -> list:
+    if isinstance(part, dict):
+        return [m for value in part.values() for m in _as_list(value)]
+    return part if isinstance(part, list) else [part]
 
 
 def load(schema: ma.Schema, data) -> dict:
