@@ -11,6 +11,7 @@ import json
 import flask_smorest
 from flask import Flask, current_app, render_template, request
 from jinja2 import TemplateNotFound
+from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
@@ -107,5 +108,11 @@ class Api(flask_smorest.Api):
                        headers=headers)
 
 
+def handle_stale_data(_error: StaleDataError):
+    """A lost optimistic-locking race that surfaced outside the operations' own flush."""
+    return handle_workflow_error(wf.Conflict("the case was changed by someone else at the same moment; reload it"))
+
+
 def register(app: Flask) -> None:
     app.register_error_handler(wf.WorkflowError, handle_workflow_error)
+    app.register_error_handler(StaleDataError, handle_stale_data)

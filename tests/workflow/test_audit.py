@@ -6,6 +6,8 @@ from sqlalchemy.exc import DBAPIError
 from workflow import audit
 from workflow.models import Event
 
+from ..factories import bypass_append_only
+
 
 def test_every_action_appends_an_event_with_actor_and_states(session, factory):
     case = factory.case("delivered", wants={"seal": False, "invoice": False, "bank": False})
@@ -45,15 +47,6 @@ def test_the_database_refuses_to_change_or_delete_an_event(session, factory):
         session.rollback()
 
 
-def _drop_append_only_triggers(session):
-    """What an attacker with direct database access would do first."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("DROP TRIGGER events_no_update ON events"))
-    else:
-        session.execute(text("DROP TRIGGER events_no_update"))
-        session.execute(text("DROP TRIGGER events_no_delete"))
-
-
 @pytest.mark.parametrize("tamper, reason", [
     ("UPDATE events SET payload = '{\"reason\": \"forged\"}' WHERE id = :id", "content does not match"),
     ("UPDATE events SET actor = 'someone' WHERE id = :id", "content does not match"),
@@ -65,7 +58,7 @@ def test_verify_names_the_first_tampered_event(session, factory, tamper, reason)
     factory.case("ready")
     events = session.scalars(select(Event).where(Event.case_id == victim.id).order_by(Event.seq)).all()
     target = events[-1] if "DELETE" not in tamper else events[2]
-    _drop_append_only_triggers(session)
+    bypass_append_only(session)
     session.execute(text(tamper), {"id": target.id})
     session.commit()
     broken = audit.verify(session)

@@ -112,6 +112,7 @@ def _case_action(session: Session, case: Case, actor: Actor, event: str, expecte
     before = case.state
     fire(case_machine.MACHINE, event, case, actor=actor, **context)
     case.touch(utcnow())
+    flush(session)  # a lost optimistic-locking race surfaces here, as Conflict
     audit.record(session, case, actor, event, from_state=before, to_state=case.state, payload=payload)
     return before
 
@@ -143,6 +144,7 @@ def accept_case(session: Session, case: Case, actor: Actor, *, missing_materials
     if len(materials) > 50 or any(len(m) > 200 for m in materials):
         raise Invalid({"missing_materials": ["at most 50 items of at most 200 characters"]})
     authorize(case_machine.PERMISSIONS, "accept", case, actor=actor)
+    check_version(case, expected_version)
     ensure_can(case_machine.MACHINE, "accept", case)
     definition = store.current(session, case.definition_name)
     if definition.version != case.definition_version:

@@ -31,6 +31,7 @@ def _step_action(session: Session, case: Case, key: str, actor: Actor, event: st
     before = step.state
     fire(step_machine.MACHINE, event, step, actor=actor)
     case.touch(utcnow())
+    flush(session)  # a lost optimistic-locking race surfaces here, as Conflict
     audit.record(session, case, actor, event, step=key, from_state=before, to_state=step.state, payload=payload)
     return step
 
@@ -58,6 +59,7 @@ def complete_step(session: Session, case: Case, key: str, actor: Actor, outputs:
     """Finish a step with its output fields; open the steps that needed it; join when all are settled."""
     step = _step(case, key)
     authorize(step_machine.PERMISSIONS, "complete", step, actor=actor)
+    check_version(case, expected_version)
     ensure_can(step_machine.MACHINE, "complete", step)
     definition = definition_of(session, case)
     values = load(definition.step(key).outputs_schema, outputs if isinstance(outputs, dict) else {})
