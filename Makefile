@@ -30,11 +30,13 @@ instance/secret_key:
 	$(BIN)/python -c 'import secrets; print(secrets.token_hex(32))' > $@
 	chmod 600 $@
 
+# The web server and, beside it, the timer worker; stopping one (Ctrl-C) stops both.
 run: install instance/secret_key
-	FLASK_SECRET_KEY=$$(cat instance/secret_key) $(BIN)/flask db upgrade
-	FLASK_SECRET_KEY=$$(cat instance/secret_key) $(BIN)/flask demo
-	FLASK_SECRET_KEY=$$(cat instance/secret_key) exec $(BIN)/gunicorn --workers 2 --bind 127.0.0.1:$(PORT) \
-		--access-logfile - wsgi:app
+	export FLASK_SECRET_KEY=$$(cat instance/secret_key); \
+	$(BIN)/flask db upgrade && $(BIN)/flask demo && \
+	{ $(BIN)/flask timers run & worker=$$!; \
+	  trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
+	  $(BIN)/gunicorn --workers 2 --bind 127.0.0.1:$(PORT) --access-logfile - wsgi:app; }
 
 test: install-test
 	$(BIN)/python -m pytest

@@ -14,7 +14,7 @@ from .extensions import api, db
 
 ROOT = Path(__file__).resolve().parent.parent
 
-BLUEPRINTS = ("api.rest.cases:blp",)
+BLUEPRINTS = ("api.rest.cases:blp", "api.rest.calendar:blp", "api.rest.notifications:blp")
 
 
 def create_app(test_config: dict | None = None) -> Flask:

@@ -1,8 +1,12 @@
 """``flask --app wsgi …`` commands (contract section 3). Each command owns its transaction."""
 from __future__ import annotations
 
+import os
+import signal
 import sys
+import threading
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -11,9 +15,14 @@ from alembic.config import Config as AlembicConfig
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
-from workflow import accounts, audit, demo as demo_data
-from workflow.actors import Role
+from sqlalchemy.exc import OperationalError
+
+from workflow import accounts, audit, demo as demo_data, timers
+from workflow.calendar_days import calendar_for
+from workflow.clock import utcnow
+from workflow.actors import Actor, Role
 from workflow.errors import WorkflowError
+from workflow.operations.calendar import import_calendar_csv
 
 from .database import Database, session
 
@@ -116,6 +125,94 @@ def audit_verify():
     click.echo("every chain verifies")
 
 
+timers_cli = AppGroup("timers", help="SLA timers: warnings and breaches.")
+
+
+def _instant(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not an ISO 8601 instant") from None
+    if value.tzinfo is None:
+        raise click.BadParameter(f"{text!r} has no UTC offset (e.g. 2026-11-23T10:00:00+08:00)")
+    return value
+
+
+def sweep_once(now: datetime | None = None) -> int:
+    """Fire every due timer, one committed batch at a time; return how many fired."""
+    db, total = session(), 0
+    while True:
+        fired = timers.fire_due(db, now or utcnow())
+        db.commit()
+        if not fired:
+            return total
+        total += fired
+
+
+@timers_cli.command("sweep")
+@click.option("--now", "now_text", default=None, help="Pretend it is this instant (ISO 8601 with offset)")
+def timers_sweep(now_text):
+    """Fire every due warning and breach once, then exit; print how many fired."""
+    click.echo(sweep_once(_instant(now_text)))
+
+
+@timers_cli.command("run")
+@click.option("--interval", default=5.0, show_default=True, help="Seconds between sweeps")
+def timers_run(interval):
+    """The timer worker: sweep forever (several may run at once on PostgreSQL)."""
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    click.echo(f"timer worker {os.getpid()} sweeping every {interval:g} s")
+    while not stop.is_set():
+        try:
+            fired = sweep_once()
+        except OperationalError as error:  # the database restarting: try again next round
+            session().rollback()
+            click.echo(f"sweep failed, retrying: {error.orig}", err=True)
+            fired = 0
+        if fired:
+            click.echo(f"{utcnow().isoformat(timespec='seconds')} fired {fired}")
+        stop.wait(interval)
+
+
+calendar_cli = AppGroup("calendar", help="The hall's business calendar.")
+
+
+@calendar_cli.command("add")
+@click.argument("start")
+@click.argument("minutes", type=float)
+def calendar_add(start, minutes):
+    """Print START plus MINUTES working minutes (ISO 8601)."""
+    result = calendar_for(session()).add_minutes(_instant(start), minutes)
+    click.echo(result.value.isoformat())
+    if not result.confirmed:
+        click.echo("calendar_confirmed: false", err=True)
+
+
+@calendar_cli.command("between")
+@click.argument("a")
+@click.argument("b")
+def calendar_between(a, b):
+    """Print the working minutes between two instants."""
+    result = calendar_for(session()).between_minutes(_instant(a), _instant(b))
+    click.echo(f"{result.value:g}")
+    if not result.confirmed:
+        click.echo("calendar_confirmed: false", err=True)
+
+
+@calendar_cli.command("import")
+@click.argument("file", type=click.File("r", encoding="utf-8-sig"))
+def calendar_import(file):
+    """Load holidays and adjusted working days (CSV: date,kind,name; kind holiday or workday)."""
+    cli_admin = Actor(user_id=None, username="cli", role=Role.admin, department=None)
+    with unit_of_work() as db:
+        written, rearmed = import_calendar_csv(db, cli_admin, file.read())
+    click.echo(f"imported {written} days; recomputed the timers of {rearmed} running cases")
+
+
 @click.command("demo")
 @with_appcontext
 @click.option("--password", default="demo-pass-2026", show_default=True, help="Password of every demo user")
@@ -128,5 +225,5 @@ def demo(password):
 
 
 def register(app: Flask) -> None:
-    for group in (db_cli, users_cli, tokens_cli, audit_cli, demo):
+    for group in (db_cli, users_cli, tokens_cli, audit_cli, timers_cli, calendar_cli, demo):
         app.cli.add_command(group)

@@ -4,10 +4,10 @@ from __future__ import annotations
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
-from .actors import SERVICE_WINDOW
+from .actors import SERVICE_WINDOW, Actor, Role
 from .machines.case import CaseState
 from .machines.step import OPEN_STATES
-from .models import Case, Event, Step
+from .models import Case, Event, Notification, Step
 
 # What the window itself must act on: new applications, suspended cases, finished ones to hand over.
 WINDOW_STATES = (CaseState.submitted, CaseState.suspended, CaseState.ready)
@@ -18,7 +18,7 @@ def _escape_like(text: str) -> str:
 
 
 def list_cases(session: Session, *, state: str | None = None, step: str | None = None,
-               department: str | None = None, q: str | None = None,
+               department: str | None = None, sla_status: str | None = None, q: str | None = None,
                page: int = 1, per_page: int = 20) -> tuple[list[Case], int]:
     """One page of cases, newest first, and the total matching the filters."""
     query = select(Case)
@@ -32,6 +32,8 @@ def list_cases(session: Session, *, state: str | None = None, step: str | None =
     elif department:
         query = query.where(exists().where(Step.case_id == Case.id, Step.department == department,
                                            Step.state.in_(OPEN_STATES)))
+    if sla_status:
+        query = query.where(Case.sla_status == sla_status)
     if q:
         pattern = _escape_like(q.strip())
         query = query.where(or_(Case.case_no.like(f"{pattern}%", escape="\\"),
@@ -46,3 +48,12 @@ def list_cases(session: Session, *, state: str | None = None, step: str | None =
 def case_events(session: Session, case: Case) -> list[Event]:
     """The case's audit trail, oldest first."""
     return list(session.scalars(select(Event).where(Event.case_id == case.id).order_by(Event.seq)))
+
+
+def notifications_for(session: Session, actor: Actor, limit: int = 100) -> list:
+    """The newest notifications of the actor's department (every department for admins), with case numbers."""
+    query = (select(Notification, Case.case_no).join(Case, Case.id == Notification.case_id)
+             .order_by(Notification.created_at.desc(), Notification.id.desc()).limit(limit))
+    if actor.role is not Role.admin:
+        query = query.where(Notification.department == actor.department)
+    return list(session.execute(query).all())

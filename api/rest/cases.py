@@ -8,7 +8,7 @@ from flask import request, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from workflow import operations as ops, queries
+from workflow import operations as ops, queries, timers
 from workflow.applications import ApplicationSchema
 
 from ..auth import current_actor, require_staff
@@ -42,7 +42,11 @@ def act(operation, case_no: str, *args, **kwargs):
     db = session()
     case = ops.get_case(db, case_no, lock=True)
     operation(db, case, *args, current_actor(), expected_version=if_match(), **kwargs)
-    return case, etag(case)
+    return timed(case), etag(case)
+
+
+def timed(case):
+    return timers.with_timing(session(), [case])[0]
 
 
 @blp.route("")
@@ -52,7 +56,8 @@ class Cases(MethodView):
                                                                           "total_pages as JSON"}})
     def get(self, args):
         """List cases (filters: state, step, department, q; paginated)."""
-        items, total = queries.list_cases(session(), **args)
+        cases, total = queries.list_cases(session(), **args)
+        items = timers.with_timing(session(), cases)
         pages = {"total": total, "page": args["page"], "per_page": args["per_page"],
                  "total_pages": max(1, math.ceil(total / args["per_page"]))}
         return items, {"X-Pagination": json.dumps(pages)}
@@ -65,7 +70,7 @@ class Cases(MethodView):
         case = ops.submit_case(session(), current_actor(), application)
         headers = etag(case)
         headers["Location"] = url_for("cases.CaseById", case_no=case.case_no)
-        return case, headers
+        return timed(case), headers
 
 
 @blp.route("/<case_no>")
@@ -74,7 +79,7 @@ class CaseById(MethodView):
     def get(self, case_no):
         """Read a case with its steps and outputs."""
         case = ops.get_case(session(), case_no)
-        return case, etag(case)
+        return timed(case), etag(case)
 
 
 @blp.route("/<case_no>/events")

@@ -10,6 +10,7 @@ from ..clock import utcnow
 from ..db import Base, JSONType, UTCDateTime
 from ..machines.case import CaseState
 from ..machines.step import StepState
+from .timing import Suspension
 from .user import User
 
 
@@ -45,9 +46,15 @@ class Case(Base):
     ready_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The worst SLA status the timer worker has recorded (it only moves forward); for filtering.
+    sla_status: Mapped[str] = mapped_column(String(16), default="on_track", server_default="on_track", index=True)
 
     steps: Mapped[list[Step]] = relationship(
         back_populates="case", order_by="Step.position", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+    suspensions: Mapped[list[Suspension]] = relationship(
+        order_by="Suspension.started_at", cascade="all, delete-orphan", lazy="selectin"
     )
 
     __mapper_args__ = {"version_id_col": version, "version_id_generator": False}
@@ -84,6 +91,7 @@ class Step(Base):
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     outputs: Mapped[dict | None] = mapped_column(JSONType)
     refusal_reason: Mapped[str | None] = mapped_column(String(500))
+    sla_status: Mapped[str] = mapped_column(String(16), default="on_track", server_default="on_track")
 
     case: Mapped[Case] = relationship(back_populates="steps")
     assignee: Mapped[User | None] = relationship(lazy="joined")

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from .. import audit
+from .. import audit, timers
 from ..actors import SYSTEM, Actor
 from ..applications import ApplicationSchema
 from ..clock import utcnow
@@ -18,7 +18,7 @@ from ..machines import case as case_machine, fire
 from ..machines import step as step_machine
 from ..machines.case import CaseState
 from ..machines.step import SETTLED_STATES, StepState
-from ..models import Case, CaseCounter, Step
+from ..models import Case, CaseCounter, Step, Suspension
 from ..validation import load
 from ._common import authorize, check_version, ensure_can, flush, require_text
 
@@ -160,7 +160,7 @@ def accept_case(session: Session, case: Case, actor: Actor, *, missing_materials
     case.accepted_at = utcnow()
     case.missing_materials = materials
     advance(session, case, definition)
-    flush(session)
+    timers.rearm(session, case)
     return case
 
 
@@ -179,14 +179,24 @@ def suspend_case(session: Session, case: Case, actor: Actor, *, reason: str,
     """Stop the clock while the case waits on the applicant (补正)."""
     reason = require_text(reason, "reason")
     _case_action(session, case, actor, "suspend", expected_version, payload={"reason": reason})
+    case.suspensions.append(Suspension(started_at=utcnow(), reason=reason))
     flush(session)
+    timers.rearm(session, case)
     return case
+
+
+def _end_suspension(case: Case) -> None:
+    for suspension in case.suspensions:
+        if suspension.ended_at is None:
+            suspension.ended_at = utcnow()
 
 
 def resume_case(session: Session, case: Case, actor: Actor, *, expected_version: int | None = None) -> Case:
     """Restart the clock."""
     _case_action(session, case, actor, "resume", expected_version)
+    _end_suspension(case)
     flush(session)
+    timers.rearm(session, case)
     return case
 
 
@@ -196,7 +206,9 @@ def withdraw_case(session: Session, case: Case, actor: Actor, *, reason: str,
     reason = require_text(reason, "reason")
     _case_action(session, case, actor, "withdraw", expected_version, payload={"reason": reason})
     case.closing_reason, case.closed_at = reason, utcnow()
+    _end_suspension(case)
     flush(session)
+    timers.rearm(session, case)
     return case
 
 

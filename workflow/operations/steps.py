@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from .. import audit
+from .. import audit, timers
 from ..actors import SYSTEM, Actor
 from ..clock import utcnow
 from ..errors import NotFound
@@ -67,7 +67,7 @@ def complete_step(session: Session, case: Case, key: str, actor: Actor, outputs:
     step.outputs = audit.canonical(values)
     step.done_at = utcnow()
     advance(session, case, definition)
-    flush(session)
+    timers.rearm(session, case)
     return case
 
 
@@ -81,5 +81,5 @@ def refuse_step(session: Session, case: Case, key: str, actor: Actor, *, reason:
     case.closing_reason, case.closed_at = f"{key}: {reason}", utcnow()
     audit.record(session, case, SYSTEM, "step_refused", step=key, from_state=CaseState.in_progress,
                  to_state=case.state, payload={"reason": reason})
-    flush(session)
+    timers.rearm(session, case)
     return case

@@ -8,18 +8,37 @@ from workflow.machines.case import CaseState
 from .common import HallDateTime
 
 
+class SlaSchema(ma.Schema):
+    """A service-level clock: working minutes used of the target, the deadline, the status."""
+
+    target_minutes = fields.Integer()
+    used_minutes = fields.Float()
+    deadline = HallDateTime(allow_none=True, metadata={"description": "null while the case is suspended"})
+    status = fields.String(metadata={"description": "on_track, warning (≥ 75 % used) or breached (> 100 %)"})
+    paused = fields.Boolean(metadata={"description": "the clock stands still (case suspended)"})
+
+
 class StepSchema(ma.Schema):
     step = fields.String(attribute="key")
-    state = fields.Function(lambda s: s.state.value)
+    state = fields.Function(lambda s: s["state"].value)
     department = fields.String()
     needs = fields.List(fields.String())
-    assignee = fields.Function(lambda s: s.assignee.username if s.assignee else None,
+    assignee = fields.Function(lambda s: s["assignee"].username if s["assignee"] else None,
                                metadata={"description": "Username of the clerk holding the step"})
     ready_at = HallDateTime()
     claimed_at = HallDateTime()
     done_at = HallDateTime()
     outputs = fields.Dict(allow_none=True)
     refusal_reason = fields.String(allow_none=True)
+    sla = fields.Nested(SlaSchema, allow_none=True)
+
+    @ma.pre_dump
+    def _project(self, pair, **_):
+        step, sla = pair
+        return {"key": step.key, "state": step.state, "department": step.department, "needs": step.needs,
+                "assignee": step.assignee, "ready_at": step.ready_at, "claimed_at": step.claimed_at,
+                "done_at": step.done_at, "outputs": step.outputs, "refusal_reason": step.refusal_reason,
+                "sla": sla}
 
 
 class CompanyOut(ma.Schema):
@@ -70,10 +89,14 @@ class CaseSchema(ma.Schema):
     ready_at = HallDateTime()
     delivered_at = HallDateTime()
     closed_at = HallDateTime()
+    calendar_confirmed = fields.Boolean(metadata={"description": "false when a day involved has no confirmed "
+                                                                 "holiday data (counted Monday to Friday)"})
+    sla = fields.Nested(SlaSchema, allow_none=True, metadata={"description": "null until accepted"})
     steps = fields.List(fields.Nested(StepSchema))
 
     @ma.pre_dump
-    def _project(self, case, **_):
+    def _project(self, timed, **_):
+        case, timing = timed.case, timed.timing
         application = case.application if self.reveal_personal_data else masked(case.application)
         return {
             "case_no": case.case_no,
@@ -94,7 +117,9 @@ class CaseSchema(ma.Schema):
             "ready_at": case.ready_at,
             "delivered_at": case.delivered_at,
             "closed_at": case.closed_at,
-            "steps": case.steps,
+            "calendar_confirmed": timing.calendar_confirmed,
+            "sla": timing.case,
+            "steps": [(step, timing.steps.get(step.key)) for step in case.steps],
         }
 
 
@@ -108,6 +133,8 @@ class CaseListArgs(ma.Schema):
     state = fields.String(validate=validate.OneOf([s.value for s in CaseState]))
     step = fields.String(metadata={"description": "Cases where this step is open (ready or in progress)"})
     department = fields.String(metadata={"description": "Cases with an open step of this department"})
+    sla_status = fields.String(validate=validate.OneOf(["on_track", "warning", "breached"]),
+                               metadata={"description": "The case's status as last recorded by the timer worker"})
     q = fields.String(validate=validate.Length(1, 100),
                       metadata={"description": "Case number prefix or part of the company name"})
     page = fields.Integer(load_default=1, validate=validate.Range(min=1))
