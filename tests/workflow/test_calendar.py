@@ -6,7 +6,6 @@ relies on, so a change in the package data shows up as that, not as a puzzling i
 """
 from __future__ import annotations
 
-import time as timer
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -252,15 +251,7 @@ def test_session_times_are_whole_local_minutes():
         BusinessCalendar(sessions=())
 
 
-# --- Cost -------------------------------------------------------------------------------------
-
-def test_cost_grows_with_days_not_minutes():
-    start, year = at("2025-03-03 09:00"), minutes(250 * 420)
-    CAL.add(start, year)
-    best = min(_timed(lambda: CAL.add(start, year)) for _ in range(5))
-    # bench/calendar.py measures it properly; this only catches a minute-by-minute loop.
-    assert best < 0.005
-
+# --- Memory -------------------------------------------------------------------------------------
 
 def test_the_day_cache_is_bounded(monkeypatch):
     monkeypatch.setattr(calendar_module, "_CACHED_DAYS", 10)
@@ -268,12 +259,6 @@ def test_the_day_cache_is_bounded(monkeypatch):
     start, month = at("2025-06-03 09:00"), minutes(30 * 420)
     assert calendar.add(start, month) == CAL.add(start, month)
     assert len(calendar._days) <= 10
-
-
-def _timed(call) -> float:
-    began = timer.perf_counter()
-    call()
-    return timer.perf_counter() - began
 
 
 # --- Properties -------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ Warms the calendar up, then prints the median and the min–max over several run
 time of: ``add`` of a case target (210 minutes), ``add`` of 250 working days, ``between`` over one
 year; and, for comparison, the very first ``add`` of 250 working days in the process (nothing
 cached) and ``add`` of 250 working days on a new calendar (built whenever an admin changes a day;
-the package's answers stay cached across calendars). Run: ``.venv/bin/python bench/calendar.py``.
+the package's answers stay cached across calendars). Run: ``.venv/bin/python bench/calendar_arithmetic.py``.
 """
 import statistics
 import time
