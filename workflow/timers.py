@@ -95,15 +95,16 @@ def _open_due(now: datetime):
     return (Timer.fired_at.is_(None), Timer.due_at.is_not(None), Timer.due_at < now)
 
 
-def fire_due(session: Session, now: datetime | None = None, limit: int = 200) -> int:
-    """Fire the due timers of up to ``limit`` timers' cases; flush, and return how many fired.
+def fire_due(session: Session, now: datetime | None = None, limit: int = 100) -> int:
+    """Fire the due timers of up to ``limit`` cases; flush, and return how many fired.
 
     The caller commits (once per batch) and calls again until it returns 0.
     """
     now = now or utcnow()
-    due_cases = select(Timer.case_id).where(*_open_due(now)).order_by(Timer.due_at).limit(limit)
+    # LIMIT applies after SKIP LOCKED: each worker gets up to ``limit`` cases nobody else holds.
     cases = session.scalars(
-        select(Case).where(Case.id.in_(due_cases)).order_by(Case.id)
+        select(Case).where(Case.id.in_(select(Timer.case_id).where(*_open_due(now))))
+        .order_by(Case.id).limit(limit)
         .with_for_update(skip_locked=True).execution_options(populate_existing=True)
     ).all()
     fired = 0
