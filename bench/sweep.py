@@ -17,7 +17,7 @@ SLA statuses removed) and vacuums, so every run starts from the same state. One 
 ``--runs`` timed ones; it prints the median and min–max, the per-timer cost and the SQL count.
 
 The database is emptied (TRUNCATE of every table) and must hold no case when the script starts.
-Run: ``bin/with-postgres .venv/bin/python bench/sweep.py`` (about ten minutes on 2 cores).
+Run: ``bin/with-postgres .venv/bin/python bench/sweep.py`` (five to ten minutes on 2 cores).
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import sqlalchemy
@@ -47,7 +47,7 @@ from workflow import audit, timers
 from workflow.db import Base, make_engine
 from workflow.definitions import packaged, parse
 from workflow.identifiers import make_id_number
-from workflow.models import Case, Event, ProcessDefinition, Timer
+from workflow.models import ProcessDefinition, Timer
 
 CST = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 12, 1, 16, 0, tzinfo=CST)  # a Tuesday afternoon, a working day
@@ -232,6 +232,11 @@ class Sweep:
     batches: list[tuple[int, float, float]] = field(default_factory=list)  # fired, fire_due s, commit s
 
 
+def selection_seconds(result: Sweep) -> float:
+    """Time spent in fire_due's batch-locking statement(s) during the sweep."""
+    return sum(t for kind, (_, t) in result.kinds.items() if kind.endswith("FOR UPDATE"))
+
+
 def sweep(maker, counter: SqlCounter) -> Sweep:
     """One full sweep, as ``api.cli.sweep_once``: fire_due and commit until nothing fires."""
     count0, sql0, kinds0 = counter.snapshot()
@@ -408,13 +413,8 @@ def run_size(app, setup_engine, counter: SqlCounter, layout: Layout, runs: int) 
     generic_uses_index = INDEX in generic
     print(f"-> as a generic prepared plan: {indexes_in(generic)} (uses {INDEX}: {'yes' if generic_uses_index else 'NO'})")
     case_id = layout.due_case_ids()[0]
-    per_case = {
-        "per-case timers": select(Timer).where(Timer.case_id == case_id, *timers._open_due(NOW)).order_by(Timer.due_at),
-        "last event (audit.record)": select(Event.seq, Event.hash).where(Event.case_id == case_id)
-        .order_by(Event.seq.desc()).limit(1),
-    }
-    for label, query in per_case.items():
-        print(f"-> {label}: {indexes_in(explain_statement(setup_engine, query))}")
+    per_case = select(Timer).where(Timer.case_id == case_id, *timers._open_due(NOW)).order_by(Timer.due_at)
+    print(f"-> fire_due's per-case timers query: {indexes_in(explain_statement(setup_engine, per_case))}")
 
     maker = app.extensions["onewindow.db"]
     warmup = sweep(maker, counter)
@@ -494,6 +494,11 @@ def machine(setup_engine) -> list[str]:
     ]
 
 
+def batch_size() -> str:
+    limit = inspect.signature(timers.fire_due).parameters.get("limit")
+    return f"fire_due limit {limit.default} (its default)" if limit is not None else "fire_due's own batch size"
+
+
 def load() -> str:
     return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -539,23 +544,27 @@ def main() -> None:
     print("\n=== summary ===")
     print("\n".join(header))
     print(f"layout    : {'all four timers of D/4 cases due' if grouped else 'one due timer on each of D cases'}; "
-          f"fire_due limit {inspect.signature(timers.fire_due).parameters['limit'].default} (its default); one warm-up, then {args.runs} timed sweeps per size")
+          f"{batch_size()}; one warm-up, then {args.runs} timed sweeps per size")
     print(f"{'open cases':>11} {'due':>5} {'generation':>10} {'index':>5} {'median':>8} {'min–max':>15} "
-          f"{'per timer':>9} {'SQL/timer':>9} {'SQL time':>8} {'batches':>7}")
+          f"{'per timer':>9} {'SQL/timer':>9} {'SQL time':>8} {'selection':>9} {'batches':>7}")
     for r in results:
         times = [x.seconds for x in r.runs]
         median_run = min(r.runs, key=lambda x: abs(x.seconds - r.median))
         print(f"{r.layout.n:>11,} {r.layout.due:>5,} {r.generation['total']:>9.1f}s "
               f"{'yes' if r.uses_index else 'NO':>5} {fmt_ms(r.median):>8} "
               f"{fmt_ms(min(times)) + '–' + fmt_ms(max(times)):>15} {r.median / r.layout.due * 1e3:>6.2f} ms "
-              f"{median_run.statements / r.layout.due:>9.1f} {median_run.sql_seconds / median_run.seconds:>7.0%} "
-              f"{len(median_run.batches):>7}")
+              f"{median_run.statements / r.layout.due:>9.1f} {median_run.sql_seconds / median_run.seconds:>8.0%} "
+              f"{fmt_ms(selection_seconds(median_run)):>9} {len(median_run.batches):>7}")
     verdicts = [f"{r.layout.n:,}: {'met' if r.median < TARGET_S else 'MISSED'}" for r in results]
     print(f"target sweep of {args.due:,} due < {TARGET_S:g} s: " + "; ".join(verdicts))
     if len(results) >= 2:
         ratio = results[-1].median / results[0].median
         print(f"ratio {results[-1].layout.n:,} / {results[0].layout.n:,} open cases: {ratio:.2f}× "
               f"(target ≤ {TARGET_RATIO:g}×: {'met' if ratio <= TARGET_RATIO else 'MISSED'})")
+    if len(results) >= 2:
+        small, big = (selection_seconds(min(r.runs, key=lambda x: abs(x.seconds - r.median))) for r in (results[0], results[-1]))
+        print(f"selection query (SELECT … FOR UPDATE SKIP LOCKED, all batches of the median run): "
+              f"{fmt_ms(small)} → {fmt_ms(big)} ({big / small:.1f}×)")
     if not all(r.uses_index for r in results):
         print(f"the selection query did NOT use {INDEX} at every size")
 

@@ -311,7 +311,8 @@ def make_hall(session, users: dict[str, User]):
             holder = next((k for k, u in users.items() if u.id == model.assignee[key]), None)
             self.perform(f"{action} {name} ({model.state}) step {key} ({model.steps[key]}, held by {holder}) "
                          f"by {user!r}", expected,
-                         lambda: STEP_CALLS[action](session, ops.get_case(session, case_no, lock=True), key, user.actor),
+                         lambda: STEP_CALLS[action](session, ops.get_case(session, case_no, lock=True), key,
+                                                    user.actor),
                          states_named={model.state, model.steps[key]})
             if expected is None:
                 apply_step(model, key, action, user)
