@@ -409,6 +409,10 @@ def run_size(app, setup_engine, counter: SqlCounter, layout: Layout, runs: int) 
     print(f"\nfire_due's selection query, as it sent it: {shown}\n  with {params}")
     print(f"EXPLAIN (ANALYZE, BUFFERS):\n{plan}")
     print(f"-> uses {INDEX}: {'yes' if uses_index else 'NO'}")
+    walked = re.search(r"Index Scan using pk_cases on cases .*?actual time=\S+ rows=(\d+) loops=(\d+)", plan)
+    if walked:  # a plan that walks cases in id order reads cases until it has found enough due ones
+        print(f"-> cases rows read through pk_cases: {int(walked.group(1)) * int(walked.group(2)):,} "
+              f"(for {params.get('param_1', '?')} locked; the due timers are {layout.due:,})")
     generic = generic_plan(setup_engine, sql, params)
     generic_uses_index = INDEX in generic
     print(f"-> as a generic prepared plan: {indexes_in(generic)} (uses {INDEX}: {'yes' if generic_uses_index else 'NO'})")

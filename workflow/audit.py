@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from sqlalchemy import event as sa_event, select
 from sqlalchemy.orm import Session
@@ -47,18 +48,25 @@ def event_hash(event: Event, case_no: str) -> str:
 
 
 def record(session: Session, case: Case, actor: Actor, action: str, *, step: str | None = None,
-           from_state=None, to_state=None, payload: dict | None = None) -> Event:
-    """Append one event to the case's chain (flushes; the caller's transaction commits it)."""
+           from_state=None, to_state=None, payload: dict | None = None, at: datetime | None = None) -> Event:
+    """Append one event to the case's chain; the caller's flush and commit write it.
+
+    The caller holds the case's row lock (or its version check) for the transaction, so the chain's
+    head read here stays the head until the commit; it is remembered for the rest of the transaction.
+    """
     if case.id is None:
         session.flush()
-    last = session.execute(
-        select(Event.seq, Event.hash).where(Event.case_id == case.id).order_by(Event.seq.desc()).limit(1)
-    ).first()
-    seq, prev_hash = (last.seq + 1, last.hash) if last else (1, GENESIS)
+    heads = session.info.setdefault("chain_heads", {})
+    if case.id not in heads:
+        last = session.execute(
+            select(Event.seq, Event.hash).where(Event.case_id == case.id).order_by(Event.seq.desc()).limit(1)
+        ).first()
+        heads[case.id] = (last.seq, last.hash) if last else (0, GENESIS)
+    seq, prev_hash = heads[case.id]
     evt = Event(
         case_id=case.id,
-        seq=seq,
-        at=utcnow(),
+        seq=seq + 1,
+        at=(at or utcnow()).astimezone(timezone.utc),  # hashed as it will read back: in UTC
         actor=actor.username,
         actor_id=actor.user_id,
         role=actor.role.value if actor.role else None,
@@ -71,9 +79,15 @@ def record(session: Session, case: Case, actor: Actor, action: str, *, step: str
         prev_hash=prev_hash,
     )
     evt.hash = event_hash(evt, case.case_no)
+    heads[case.id] = (evt.seq, evt.hash)
     session.add(evt)
-    session.flush()
     return evt
+
+
+@sa_event.listens_for(Session, "after_transaction_end")
+def _forget_chain_heads(session: Session, _transaction) -> None:
+    # Another transaction may extend a chain once this one ends (or a rollback undid our events).
+    session.info.pop("chain_heads", None)
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,8 @@ def _due_times(calendar: BusinessCalendar, clock: Clock) -> dict[str, datetime |
 def rearm(session: Session, case: Case) -> None:
     """Recompute the due times of the case's unfired timers after an action moved its clocks."""
     calendar = calendar_for(session)
-    existing = {(t.subject, t.kind): t for t in session.scalars(select(Timer).where(Timer.case_id == case.id))}
+    existing = {(t.subject, t.kind): t for t in session.scalars(
+        select(Timer).where(Timer.case_id == case.id).execution_options(populate_existing=True))}
     for subject, clock in clocks(session, case).items():
         running = clock.start is not None and _running(case, subject)
         due = _due_times(calendar, clock) if running else {"warning": None, "breach": None}
@@ -96,55 +97,53 @@ def _open_due(now: datetime):
 
 
 def fire_due(session: Session, now: datetime | None = None, limit: int = 100) -> int:
-    """Fire the due timers of up to ``limit`` cases; flush, and return how many fired.
+    """Fire the due timers of a batch of cases; flush, and return how many fired.
 
-    The caller commits (once per batch) and calls again until it returns 0.
+    The caller commits (once per batch) and calls again until it returns 0. The batch is chosen
+    through the open-timers index, oldest due first, and the cases are locked with SKIP LOCKED (the
+    LIMIT applies after skipping, so each worker gets cases nobody else holds). All due timers of
+    the locked cases are claimed by one UPDATE … RETURNING: only rows still unfired come back.
     """
     now = now or utcnow()
-    # LIMIT applies after SKIP LOCKED: each worker gets up to ``limit`` cases nobody else holds.
     cases = session.scalars(
-        select(Case).where(Case.id.in_(select(Timer.case_id).where(*_open_due(now))))
-        .order_by(Case.id).limit(limit)
-        .with_for_update(skip_locked=True).execution_options(populate_existing=True)
+        select(Case).join(Timer, Timer.case_id == Case.id).where(*_open_due(now))
+        .order_by(Timer.due_at).limit(limit)
+        .with_for_update(of=Case, skip_locked=True).execution_options(populate_existing=True)
+    ).unique().all()
+    if not cases:
+        return 0
+    by_id = {case.id: case for case in cases}
+    claimed = session.execute(
+        update(Timer).where(Timer.case_id.in_(by_id), *_open_due(now)).values(fired_at=now)
+        .returning(Timer.case_id, Timer.subject, Timer.kind, Timer.due_at)
+        .execution_options(synchronize_session=False)
     ).all()
-    fired = 0
-    calendar = calendar_for(session) if cases else None
-    for case in cases:
-        case_clocks = None
-        timers = session.scalars(
-            select(Timer).where(Timer.case_id == case.id, *_open_due(now)).order_by(Timer.due_at)
-            .execution_options(populate_existing=True)
-        ).all()
-        for timer in timers:
-            # Claim it: only one transaction can turn fired_at from NULL to a time.
-            claimed = session.execute(
-                update(Timer).where(Timer.id == timer.id, Timer.fired_at.is_(None)).values(fired_at=now)
-                .execution_options(synchronize_session=False)
-            ).rowcount
-            if claimed != 1:
-                continue
-            case_clocks = case_clocks or clocks(session, case)
-            _record(session, case, timer, measure(calendar, case_clocks[timer.subject], now))
-            fired += 1
+    calendar = calendar_for(session)
+    case_clocks: dict[int, dict[str, Clock]] = {}
+    for case_id, subject, kind, _due in sorted(claimed, key=lambda row: (row.case_id, row.due_at)):
+        case = by_id[case_id]
+        if case_id not in case_clocks:
+            case_clocks[case_id] = clocks(session, case)
+        _record(session, case, subject, kind, measure(calendar, case_clocks[case_id][subject], now), now)
     session.flush()
-    return fired
+    return len(claimed)
 
 
-def _record(session: Session, case: Case, timer: Timer, sla: Sla | None) -> None:
-    status = "warning" if timer.kind == "warning" else "breached"
-    subject = case if timer.subject == CASE else case.step(timer.subject)
+def _record(session: Session, case: Case, subject_key: str, kind: str, sla: Sla | None, now: datetime) -> None:
+    status = "warning" if kind == "warning" else "breached"
+    subject = case if subject_key == CASE else case.step(subject_key)
     if STATUSES.index(status) > STATUSES.index(subject.sla_status):
         subject.sla_status = status
-    step = None if timer.subject == CASE else timer.subject
+    step = None if subject_key == CASE else subject_key
     department = SERVICE_WINDOW if step is None else subject.department
     payload = {"status": status, "target_minutes": sla.target_minutes if sla else None,
                "used_minutes": sla.used_minutes if sla else None,
                "deadline": sla.deadline.isoformat() if sla and sla.deadline else None}
-    audit.record(session, case, SYSTEM, f"sla_{timer.kind}", step=step, payload=payload)
+    audit.record(session, case, SYSTEM, f"sla_{kind}", step=step, payload=payload, at=now)
     what = f"step {step}" if step else "the case"
     session.add(Notification(
-        department=department, case_id=case.id, subject=timer.subject, kind=f"sla_{timer.kind}",
-        message=f"{case.case_no}: {what} {'passed 75 % of' if timer.kind == 'warning' else 'breached'} "
+        department=department, case_id=case.id, subject=subject_key, kind=f"sla_{kind}", created_at=now,
+        message=f"{case.case_no}: {what} {'passed 75 % of' if kind == 'warning' else 'breached'} "
                 f"its {payload['target_minutes']}-minute target",
     ))
 

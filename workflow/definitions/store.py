@@ -35,13 +35,21 @@ def current(session: Session, name: str = DEFAULT_NAME) -> Definition:
 
 
 def get(session: Session, name: str, version: int) -> Definition:
-    """A specific published version (the one a case was accepted under)."""
-    row = session.scalar(
-        select(ProcessDefinition).where(ProcessDefinition.name == name, ProcessDefinition.version == version)
-    )
-    if row is None:
-        raise LookupError(f"definition {name} v{version} is not published")
-    return _load(row)
+    """A specific published version (the one a case was accepted under).
+
+    Remembered for the session's lifetime: a published version never changes, and a timer sweep or
+    a case list asks for the same one many times.
+    """
+    remembered = session.info.setdefault("definitions", {})
+    key = (name, version)
+    if key not in remembered:
+        row = session.scalar(
+            select(ProcessDefinition).where(ProcessDefinition.name == name, ProcessDefinition.version == version)
+        )
+        if row is None:
+            raise LookupError(f"definition {name} v{version} is not published")
+        remembered[key] = _load(row)
+    return remembered[key]
 
 
 def publish(session: Session, document: dict, published_by: str, race_ok: bool = False) -> Definition:
