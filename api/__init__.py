@@ -11,15 +11,18 @@ from swagger_ui_bundle import swagger_ui_path
 
 from . import cli, errors, idempotency
 from .extensions import api, db
+from .views import public
 
 ROOT = Path(__file__).resolve().parent.parent
 
-BLUEPRINTS = ("api.rest.cases:blp", "api.rest.calendar:blp", "api.rest.notifications:blp")
+BLUEPRINTS = ("api.rest.cases:blp", "api.rest.calendar:blp", "api.rest.notifications:blp",
+              "api.rest.documents:blp", "api.rest.documents:verify_blp")
 
 
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the app: defaults, then ``FLASK_*`` environment variables, then ``test_config``."""
-    app = Flask(__name__, instance_relative_config=True, template_folder=str(ROOT / "templates"))
+    app = Flask(__name__, instance_relative_config=True, template_folder=str(ROOT / "templates"),
+                static_folder=str(ROOT / "static"))
     app.config.from_mapping(
         DATABASE_URL=os.environ.get("DATABASE_URL") or f"sqlite:///{Path(app.instance_path) / 'onewindow.sqlite3'}",
         MAX_CONTENT_LENGTH=1024 * 1024,
@@ -53,6 +56,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     for target in BLUEPRINTS:
         module, _, name = target.partition(":")
         api.register_blueprint(getattr(__import__(module, fromlist=[name]), name))
+    app.register_blueprint(public.bp)
     app.add_url_rule("/api/v1/docs/static/<path:filename>", "swagger_ui_static",
                      lambda filename: send_from_directory(swagger_ui_path, filename))
     app.before_request(_api_idempotency)

@@ -1,0 +1,186 @@
+"""Receipts and slips as PDF/A-3b: plain data through a Jinja template, laid out by WeasyPrint.
+
+No Flask and no ORM here: the caller hands over the dicts built by ``workflow.receipts`` and the
+absolute URLs to print. The text is set in Noto Sans CJK SC (a system font found through
+fontconfig), embedded and subset, so a receipt stays small and its text can be searched.
+
+Nothing a template receives can make WeasyPrint fetch anything: templates autoescape, and the URL
+fetcher serves only ``data:`` URIs and files inside ``templates/pdf/`` (Indico's receipts do the
+same with their own static files).
+
+The output is deterministic: the PDF's dates come from the data (the case's own timestamps), the
+file identifier is WeasyPrint's MD5 of the content (``pdf_identifier=True`` for PDF/A), font subset
+prefixes are hashes too, and the JSON attachment is dumped with sorted keys.
+"""
+from __future__ import annotations
+
+import io
+import json
+from datetime import datetime, timezone
+from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
+from importlib.resources import files
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import segno
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+from weasyprint import CSS, HTML, Attachment
+from weasyprint.css import ColorProfile
+from weasyprint.text.fonts import FontConfiguration
+from weasyprint.urls import URLFetcher, URLFetcherResponse
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "pdf"
+PDF_VARIANT = "pdf/a-3b"
+OUTPUT_INTENT = "--srgb"
+
+COMPANY_KINDS = {"llc": "有限责任公司", "sole_proprietorship": "个人独资企业", "partnership": "合伙企业",
+                 "branch": "分公司"}
+CHANNELS = {"window": "窗口", "online": "网上", "mail": "邮寄"}
+# Output fields of the contract's steps, in print order; a step a hall adds shows its raw keys.
+OUTPUT_LABELS = {
+    "uscc": "统一社会信用代码", "licence_no": "营业执照编号",
+    "filing_no": "备案号", "seals": "印章",
+    "taxpayer_type": "纳税人类型", "ukey_issued": "税务UKey",
+    "invoice_kind": "发票种类", "quantity": "数量",
+    "bank_name": "开户银行", "account_no": "账号",
+}
+VALUE_LABELS = {
+    "seals": {"company": "公章", "finance": "财务专用章", "invoice": "发票专用章", "contract": "合同专用章",
+              "legal_representative": "法定代表人名章", "customs": "报关专用章"},
+    "taxpayer_type": {"small_scale": "小规模纳税人", "general": "一般纳税人"},
+    "invoice_kind": {"digital_ordinary": "数电普通发票", "digital_special": "数电专用发票",
+                     "paper_ordinary": "纸质普通发票", "paper_special": "纸质专用发票"},
+    "ukey_issued": {True: "已发放", False: "未发放"},
+}
+STEP_STATES = {"done": "已办结", "skipped": "未申请", "refused": "不予办理", "waiting": "待办",
+               "ready": "待办", "in_progress": "办理中"}
+
+
+class TemplateFetcher(URLFetcher):
+    """Serve ``data:`` URIs and files inside templates/pdf/; refuse every other URL."""
+
+    def __init__(self):
+        super().__init__(allowed_protocols={"data", "file"}, fail_on_errors=True)
+
+    def fetch(self, url, headers=None):
+        if url.startswith("file:"):
+            path = Path(unquote(urlsplit(url).path)).resolve()
+            if not path.is_relative_to(TEMPLATES) or not path.is_file():
+                raise ValueError(f"refused: {url} is not a file of templates/pdf/")
+            return URLFetcherResponse(url, path.read_bytes())
+        if not url.startswith("data:"):
+            raise ValueError(f"refused: {url.split(':', 1)[0]} URLs are not fetched")
+        return super().fetch(url, headers)
+
+
+def qr_svg(url: str) -> Markup:
+    """The URL as a QR code, an inline SVG that scales with its box (segno's output is all ours)."""
+    return Markup(segno.make(url, error="m").svg_inline(omitsize=True, border=4, dark="#000"))
+
+
+def hall_datetime(value: str | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    return datetime.fromisoformat(value).strftime(fmt) if value else "—"
+
+
+def whole_minutes(minutes: float) -> int:
+    """Minutes rounded half up (185.5 → 186), the same way wherever a receipt shows them."""
+    return int(Decimal(str(minutes)).quantize(Decimal(1), ROUND_HALF_UP))
+
+
+def duration(minutes: float | None) -> str:
+    """Working minutes as 小时/分钟, rounded to the minute."""
+    if minutes is None:
+        return "—"
+    hours, rest = divmod(whole_minutes(minutes), 60)
+    return f"{hours} 小时 {rest} 分钟" if hours else f"{rest} 分钟"
+
+
+def working_days(minutes: int) -> str:
+    """A target in working days (7 working hours a day), as the promise is worded: 0.5 个工作日."""
+    return f"{Decimal(minutes) / 420:.2f}".rstrip("0").rstrip(".")
+
+
+def money(value: str) -> str:
+    return f"{Decimal(value):,.2f}"
+
+
+def output_lines(outputs: dict) -> list[tuple[str, str]]:
+    """A step's outputs as (label, text) pairs: known fields first, in the contract's order."""
+    known = [key for key in OUTPUT_LABELS if key in outputs]
+    lines = []
+    for key in known + sorted(k for k in outputs if k not in OUTPUT_LABELS):
+        value, labels = outputs[key], VALUE_LABELS.get(key, {})
+        if isinstance(value, list):
+            text = "、".join(str(labels.get(v, v)) for v in value)
+        elif isinstance(value, bool):
+            text = labels.get(value, "是" if value else "否")
+        else:
+            text = str(labels.get(value, value))
+        lines.append((OUTPUT_LABELS.get(key, key), text))
+    return lines
+
+
+@lru_cache(maxsize=1)
+def environment() -> Environment:
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(hall_datetime=hall_datetime, duration=duration, whole_minutes=whole_minutes,
+                       working_days=working_days, money=money)
+    env.globals.update(company_kinds=COMPANY_KINDS, channels=CHANNELS, step_states=STEP_STATES,
+                       output_lines=output_lines, qr_svg=qr_svg)
+    return env
+
+
+@lru_cache(maxsize=1)
+def _resources() -> tuple[CSS, bytes]:
+    """The parsed stylesheet and the sRGB profile, shared by every render (both read-only).
+
+    The fetcher and the font configuration hold per-render state, so each render gets its own;
+    measured, sharing them saves nothing.
+    """
+    css = CSS(filename=str(TEMPLATES / "documents.css"), url_fetcher=TemplateFetcher())
+    return css, files("weasyprint.pdf").joinpath("sRGB2014.icc").read_bytes()
+
+
+def _output_intent(icc: bytes) -> dict:
+    """PDF/A's sRGB output intent, as a profile of its own for each render.
+
+    WeasyPrint's default (``output_intent="srgb"``) opens its bundled ICC file and never closes it,
+    a ResourceWarning on every render; passing the same profile under another name (the
+    ``output_intent`` option of WeasyPrint PR #2778) avoids that. A fresh profile per render,
+    because littlecms re-serialises a profile that was written once, and the bytes would change.
+    """
+    return {OUTPUT_INTENT: ColorProfile(io.BytesIO(icc), "sRGB2014.icc", "relative-colorimetric",
+                                        (["r"], ["g"], ["b"]))}
+
+
+def _utc(value: str) -> datetime:
+    return datetime.fromisoformat(value).astimezone(timezone.utc)
+
+
+def _render(template: str, data: dict, attachment_name: str, issued_at: str, **context) -> bytes:
+    css, icc = _resources()
+    fetcher = TemplateFetcher()
+    html = environment().get_template(template).render(data=data, issued_at=issued_at, **context)
+    payload = json.dumps(data, ensure_ascii=False, sort_keys=True, indent=2).encode()
+    # Attachment dates default to now(): give the document's own, so the bytes do not change.
+    attachment = Attachment(string=payload, name=attachment_name, description="Case data (JSON)",
+                            created=_utc(issued_at), modified=_utc(issued_at), relationship="Data")
+    document = HTML(string=html, base_url=TEMPLATES.as_uri() + "/", url_fetcher=fetcher).render(
+        stylesheets=[css], font_config=FontConfiguration(), color_profiles=_output_intent(icc),
+        output_intent=OUTPUT_INTENT)
+    return document.write_pdf(pdf_variant=PDF_VARIANT, output_intent=OUTPUT_INTENT, attachments=[attachment])
+
+
+def render_receipt(data: dict, verify_url: str) -> bytes:
+    """The combined receipt (办结回执) of a finished case, with the QR code of ``verify_url``."""
+    return _render("receipt.html", {**data, "verify_url": verify_url}, f"{data['case_no']}-receipt.json",
+                   data["completed_at"], verify_url=verify_url)
+
+
+def render_slip(data: dict, track_url: str) -> bytes:
+    """The acceptance slip (受理通知书) with the QR code of the applicant's tracking page."""
+    return _render("slip.html", {**data, "track_url": track_url}, f"{data['case_no']}-slip.json",
+                   data["accepted_at"], track_url=track_url)

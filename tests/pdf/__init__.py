@@ -1,0 +1,1 @@
+"""Tests of the receipts, the acceptance slip and their verification."""
