@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import event as sa_event, select
+from sqlalchemy import event as sa_event, func, select
 from sqlalchemy.orm import Session
 
 from .actors import Actor
@@ -82,6 +82,20 @@ def record(session: Session, case: Case, actor: Actor, action: str, *, step: str
     heads[case.id] = (evt.seq, evt.hash)
     session.add(evt)
     return evt
+
+
+def prime_heads(session: Session, case_ids) -> None:
+    """Read the chain heads of many cases in one query (for a batch that appends to each)."""
+    heads = session.info.setdefault("chain_heads", {})
+    wanted = [i for i in case_ids if i not in heads]
+    if not wanted:
+        return
+    last = (select(Event.case_id, func.max(Event.seq).label("seq")).where(Event.case_id.in_(wanted))
+            .group_by(Event.case_id).subquery())
+    rows = session.execute(select(Event.case_id, Event.seq, Event.hash)
+                           .join(last, (Event.case_id == last.c.case_id) & (Event.seq == last.c.seq)))
+    heads.update({row.case_id: (row.seq, row.hash) for row in rows})
+    heads.update({i: (0, GENESIS) for i in wanted if i not in heads})
 
 
 @sa_event.listens_for(Session, "after_transaction_end")

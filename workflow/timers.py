@@ -119,6 +119,7 @@ def fire_due(session: Session, now: datetime | None = None, limit: int = 100) ->
         .execution_options(synchronize_session=False)
     ).all()
     calendar = calendar_for(session)
+    audit.prime_heads(session, by_id)  # one query instead of one per case; the inserts then batch
     case_clocks: dict[int, dict[str, Clock]] = {}
     for case_id, subject, kind, _due in sorted(claimed, key=lambda row: (row.case_id, row.due_at)):
         case = by_id[case_id]
