@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
+from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -55,6 +57,48 @@ def check_password(user: User, password: str) -> bool:
         return _hasher.verify(user.password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+MAX_FAILED_LOGINS = 5
+LOCKOUT = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """The outcome of a sign-in: the user, or a refusal fit to show (``locked`` says which kind)."""
+
+    user: User | None
+    refusal: str | None = None
+    locked: bool = False
+
+
+def sign_in(session: Session, username: str, password: str) -> SignIn:
+    """Check a password; lock the account for 15 minutes after 5 wrong ones in a row.
+
+    The caller commits whatever the outcome: a wrong password is a change (the count) to keep.
+    An unknown user and a wrong password get the same refusal, so names cannot be probed.
+    """
+    now = utcnow()
+    user = session.scalar(select(User).where(User.username == username).with_for_update())
+    if user is None:
+        _hasher.hash(password)  # take as long as a real check
+        return SignIn(None, "wrong username or password")
+    if user.locked_until is not None and user.locked_until > now:
+        return SignIn(None, "account locked after repeated wrong passwords; try again in 15 minutes", locked=True)
+    if not check_password(user, password):
+        user.failed_logins += 1
+        locked = user.failed_logins >= MAX_FAILED_LOGINS
+        if locked:
+            user.failed_logins, user.locked_until = 0, now + LOCKOUT
+        session.flush()
+        if locked:
+            return SignIn(None, "account locked after repeated wrong passwords; try again in 15 minutes", locked=True)
+        return SignIn(None, "wrong username or password")
+    if not user.active:
+        return SignIn(None, "this account is disabled")
+    user.failed_logins, user.locked_until = 0, None
+    session.flush()
+    return SignIn(user)
 
 
 def _digest(token: str) -> str:
