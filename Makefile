@@ -9,7 +9,8 @@ export FLASK_APP := wsgi
 # WeasyPrint's Pango stack, HarfBuzz's subsetter (without it a Chinese receipt takes seconds
 # instead of a fifth of one) and the Chinese fonts.
 RUN_DEBS := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-noto-cjk
-TEST_DEBS := $(RUN_DEBS) postgresql
+# chromium for the browser tests (Playwright drives Debian's; `playwright install` would download one).
+TEST_DEBS := $(RUN_DEBS) postgresql chromium
 
 .PHONY: run test install install-test clean
 
@@ -19,10 +20,14 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-install: $(VENV)/.installed
+# The pages' Chinese catalogue, compiled from the hand-written .po (the .mo is not in git).
+translations/zh/LC_MESSAGES/messages.mo: translations/zh/LC_MESSAGES/messages.po $(VENV)/.installed
+	$(BIN)/pybabel compile -d translations
+
+install: $(VENV)/.installed translations/zh/LC_MESSAGES/messages.mo
 	bin/system-packages $(RUN_DEBS)
 
-install-test: $(VENV)/.installed
+install-test: $(VENV)/.installed translations/zh/LC_MESSAGES/messages.mo
 	bin/system-packages $(TEST_DEBS)
 
 instance/secret_key:

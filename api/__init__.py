@@ -4,16 +4,23 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import urlencode
 
-from flask import Flask, g, request, send_from_directory
-from sqlalchemy.exc import IntegrityError
+from flask import Flask, g, has_request_context, request, send_from_directory, session
 from swagger_ui_bundle import swagger_ui_path
 
 from . import cli, errors, idempotency
-from .extensions import api, db
-from .views import public
+from .extensions import api, babel, csrf, db, login_manager
+from .views import auth, public, staff
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Page languages: Chinese by default, English at ``?lang=en`` (contract §5); the html ``lang`` of each.
+LANGUAGES = {"zh": "zh-CN", "en": "en"}
+DEFAULT_LANGUAGE = "zh"
+# Public pages take their language from the link alone: a receipt's QR code opens in Chinese whoever
+# scanned an English page before, and a visitor gets no cookie.
+LANGUAGE_BY_LINK_ONLY = {"public"}
 
 BLUEPRINTS = ("api.rest.cases:blp", "api.rest.calendar:blp", "api.rest.notifications:blp",
               "api.rest.documents:blp", "api.rest.documents:verify_blp")
@@ -38,37 +45,131 @@ def create_app(test_config: dict | None = None) -> Flask:
             "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
             "security": [{"bearer": []}],
         },
+        # The staff pages' session cookie: not readable by scripts, not sent on cross-site POSTs.
+        # Production serves HTTPS and sets FLASK_SESSION_COOKIE_SECURE=true; local `make run` is http.
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=False,
+        # The CSRF token lives as long as the session: a sign-in form left open over lunch still works.
+        WTF_CSRF_TIME_LIMIT=None,
+        BABEL_DEFAULT_LOCALE=DEFAULT_LANGUAGE,
+        BABEL_DEFAULT_TIMEZONE="Asia/Shanghai",
+        BABEL_TRANSLATION_DIRECTORIES=str(ROOT / "translations"),
     )
     app.config.from_prefixed_env()
     if test_config:
         app.config.update(test_config)
     if not app.config.get("SECRET_KEY"):
-        # Sessions then last as long as the process; `make run` and deployments set FLASK_SECRET_KEY.
-        app.logger.warning("FLASK_SECRET_KEY is not set: using a random key for this process")
-        app.config["SECRET_KEY"] = secrets.token_hex(32)
+        app.config["SECRET_KEY"] = _instance_secret(app)
     if app.config["DATABASE_URL"].startswith("sqlite:///"):
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
     app.json.ensure_ascii = False  # Chinese stays readable in responses
     db.init_app(app)
     api.init_app(app)
+    babel.init_app(app, locale_selector=page_language)
+    csrf.init_app(app)
+    login_manager.init_app(app)
     errors.register(app)
     for target in BLUEPRINTS:
         module, _, name = target.partition(":")
-        api.register_blueprint(getattr(__import__(module, fromlist=[name]), name))
+        blueprint = getattr(__import__(module, fromlist=[name]), name)
+        api.register_blueprint(blueprint)
+        csrf.exempt(blueprint)  # the REST API authenticates with bearer tokens, never with the cookie
     app.register_blueprint(public.bp)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(staff.bp)
     app.add_url_rule("/api/v1/docs/static/<path:filename>", "swagger_ui_static",
                      lambda filename: send_from_directory(swagger_ui_path, filename))
+    app.before_request(_remember_language)
+    app.before_request(_refuse_nul_characters)
     app.before_request(_api_idempotency)
+    app.context_processor(_language_links)
     app.after_request(_finish_request)
     cli.register(app)
     return app
 
 
+def _instance_secret(app: Flask) -> str:
+    """The key in ``instance/secret_key``, made once: the same for every worker and after restarts.
+
+    A per-process random key would make a receipt signed by one gunicorn worker "invalid" on the
+    next. Deployments set FLASK_SECRET_KEY instead.
+    """
+    path = Path(app.instance_path) / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        draft = path.with_name(f"secret_key.{os.getpid()}")
+        draft.write_text(secrets.token_hex(32))
+        draft.chmod(0o600)
+        try:
+            os.link(draft, path)  # atomic, and refuses to replace a key another worker just made
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return path.read_text().strip()
+
+
+def page_language() -> str:
+    """The page's language: ``?lang=`` on this request, else the one remembered, else Chinese."""
+    if not has_request_context():
+        return DEFAULT_LANGUAGE
+    lang = request.args.get("lang")
+    if lang in LANGUAGES:
+        return lang
+    if request.blueprint in LANGUAGE_BY_LINK_ONLY:
+        return DEFAULT_LANGUAGE
+    return session.get("lang", DEFAULT_LANGUAGE)
+
+
+def _remember_language():
+    # Only an explicit ``?lang=`` touches the session, so the API and plain visits set no cookie.
+    lang = request.args.get("lang")
+    if lang in LANGUAGES and session.get("lang") != lang and not request.path.startswith(errors.API_PREFIX) \
+            and request.blueprint not in LANGUAGE_BY_LINK_ONLY:
+        session["lang"] = lang
+
+
+def _language_links() -> dict:
+    lang = page_language()
+    other = "en" if lang == "zh" else "zh"
+    query = request.args.to_dict()
+    query["lang"] = other
+    return {"page_lang": lang, "html_lang": LANGUAGES[lang], "other_lang": other,
+            "other_html_lang": LANGUAGES[other], "other_lang_name": "English" if other == "en" else "中文",
+            "other_lang_url": f"{request.path}?{urlencode(query)}"}
+
+
+def _refuse_nul_characters():
+    """PostgreSQL cannot store U+0000 in text or JSON: name the field in a 422, never a 500."""
+    if not request.path.startswith(errors.API_PREFIX) or not request.is_json:
+        return None
+    paths = list(_nul_paths(request.get_json(silent=True), ""))
+    if not paths:
+        return None
+    return errors.problem(422, "text must not contain NUL characters", type_="validation",
+                          errors={path or "_schema": ["must not contain NUL characters"] for path in paths})
+
+
+def _nul_paths(value, path: str):
+    if isinstance(value, str):
+        if "\x00" in value:
+            yield path
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _nul_paths(item, f"{path}.{key}" if path else str(key))
+            if "\x00" in str(key):
+                yield path or "_schema"
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _nul_paths(item, f"{path}.{index}" if path else str(index))
+
+
 def _api_idempotency():
     if request.path.startswith(errors.API_PREFIX) and request.method == "POST" \
             and request.headers.get(idempotency.HEADER):
-        return idempotency.replay_if_seen()
+        return idempotency.reserve_or_replay()
     return None
 
 
@@ -81,12 +182,5 @@ def _finish_request(response):
         db_session.rollback()
         return response
     idempotency.remember(response)
-    try:
-        db_session.commit()
-    except IntegrityError as error:
-        db_session.rollback()
-        replay = idempotency.replay_after_race(error)
-        if replay is None:
-            raise
-        return replay
+    db_session.commit()
     return response

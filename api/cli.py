@@ -1,12 +1,14 @@
 """``flask --app wsgi …`` commands (contract section 3). Each command owns its transaction."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
 import threading
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import click
@@ -15,11 +17,10 @@ from alembic.config import Config as AlembicConfig
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
-from sqlalchemy.exc import OperationalError
-
 from workflow import accounts, audit, demo as demo_data, timers
 from workflow.calendar_days import calendar_for
 from workflow.clock import utcnow
+from workflow.definitions import store
 from workflow.actors import Actor, Role
 from workflow.errors import WorkflowError
 from workflow.operations.calendar import import_calendar_csv
@@ -119,7 +120,8 @@ def audit_verify():
     """Check every case's hash chain; name the first event that does not match."""
     broken = audit.verify(session())
     for link in broken:
-        click.echo(f"case {link.case_no}: event {link.event_id} (#{link.seq}) {link.reason}", err=True)
+        where = f"event {link.event_id} (#{link.seq})" if link.event_id else f"after event #{link.seq - 1}"
+        click.echo(f"case {link.case_no}: {where} {link.reason}", err=True)
     if broken:
         sys.exit(1)
     click.echo("every chain verifies")
@@ -169,9 +171,9 @@ def timers_run(interval):
     while not stop.is_set():
         try:
             fired = sweep_once()
-        except OperationalError as error:  # the database restarting: try again next round
+        except Exception:  # noqa: BLE001 - a worker must outlive one bad sweep; the next retries it
             session().rollback()
-            click.echo(f"sweep failed, retrying: {error.orig}", err=True)
+            current_app.logger.exception("timer sweep failed; retrying in %s s", interval)
             fired = 0
         if fired:
             click.echo(f"{utcnow().isoformat(timespec='seconds')} fired {fired}")
@@ -186,6 +188,8 @@ calendar_cli = AppGroup("calendar", help="The hall's business calendar.")
 @click.argument("minutes", type=float)
 def calendar_add(start, minutes):
     """Print START plus MINUTES working minutes (ISO 8601)."""
+    if not 0 <= minutes <= 10_000_000:
+        raise click.BadParameter("MINUTES must be between 0 and 10 000 000")
     result = calendar_for(session()).add_minutes(_instant(start), minutes)
     click.echo(result.value.isoformat())
     if not result.confirmed:
@@ -197,8 +201,9 @@ def calendar_add(start, minutes):
 @click.argument("b")
 def calendar_between(a, b):
     """Print the working minutes between two instants."""
-    result = calendar_for(session()).between_minutes(_instant(a), _instant(b))
-    click.echo(f"{result.value:g}")
+    result = calendar_for(session()).between(_instant(a), _instant(b))
+    minutes = Decimal(result.value // timedelta(microseconds=1)) / 60_000_000
+    click.echo(f"{minutes.normalize():f}")  # exact: 1780800, 304140.5, never 1.7808e+06
     if not result.confirmed:
         click.echo("calendar_confirmed: false", err=True)
 
@@ -213,6 +218,31 @@ def calendar_import(file):
     click.echo(f"imported {written} days; recomputed the timers of {rearmed} running cases")
 
 
+definitions_cli = AppGroup("definitions", help="Process definitions (versioned data).")
+
+
+@definitions_cli.command("list")
+def definitions_list():
+    """List the published versions."""
+    for row in store.published(session()):
+        click.echo(f"{row.name} v{row.version}  published {row.published_at.isoformat(timespec='seconds')} "
+                   f"by {row.published_by}")
+
+
+@definitions_cli.command("publish")
+@click.argument("file", type=click.File("r", encoding="utf-8"))
+def definitions_publish(file):
+    """Validate and publish a definition (JSON); cases accepted from now on run under it."""
+    try:
+        document = json.load(file)
+    except json.JSONDecodeError as error:
+        raise click.ClickException(f"{file.name} is not JSON: {error}") from None
+    with unit_of_work() as db:
+        definition = store.publish(db, document, published_by="cli")
+    click.echo(f"published {definition.name} v{definition.version} with steps "
+               f"{', '.join(s.key for s in definition.steps)}")
+
+
 @click.command("demo")
 @with_appcontext
 @click.option("--password", default="demo-pass-2026", show_default=True, help="Password of every demo user")
@@ -225,5 +255,5 @@ def demo(password):
 
 
 def register(app: Flask) -> None:
-    for group in (db_cli, users_cli, tokens_cli, audit_cli, timers_cli, calendar_cli, demo):
+    for group in (db_cli, users_cli, tokens_cli, audit_cli, timers_cli, calendar_cli, definitions_cli, demo):
         app.cli.add_command(group)

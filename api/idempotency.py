@@ -1,16 +1,23 @@
 """``Idempotency-Key``: a repeated POST gets the first response back and changes nothing.
 
-Successful responses are stored in the same transaction as the action they answer, so an action
-and its record commit together or not at all. Two racing requests with one key both run; the
-loser's unique-key violation rolls its action back and it replays the winner's response.
-Failures (4xx) are not stored: they changed nothing, so a repeat is simply evaluated again.
+The key is reserved at the start of the request, inside the request's own transaction, by
+inserting its row: a second request with the same key waits on the unique index until the first
+ends, then replays the first response (or, if the first failed and rolled back, runs itself). The
+response is written into that row before the commit, so an action and its record commit together
+or not at all. Failures (4xx) are not kept: they changed nothing, so a repeat is evaluated again.
+
+Stored responses may hold what only the creating response shows (unmasked ID numbers), so a key
+lives 24 hours; after that it is forgotten and the user's expired keys are deleted.
 """
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask import Response, current_app, g, request
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
+from workflow.clock import utcnow
 from workflow.models import IdempotentResponse
 
 from .auth import current_user
@@ -19,6 +26,7 @@ from .errors import problem
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADERS = ("Content-Type", "ETag", "Location")
+LIFETIME = timedelta(hours=24)
 
 
 def _key() -> str | None:
@@ -29,6 +37,9 @@ def _key() -> str | None:
 
 
 def _replay(record: IdempotentResponse) -> Response:
+    if (record.method, record.path) != (request.method, request.path):
+        return problem(422, f"this Idempotency-Key was used for {record.method} {record.path}",
+                       type_="validation", errors={HEADER: ["already used for another request"]})
     response = current_app.response_class(record.body, status=record.status)
     for name, value in record.headers.items():
         response.headers[name] = value
@@ -38,45 +49,45 @@ def _replay(record: IdempotentResponse) -> Response:
 
 def _stored(user_id: int, key: str) -> IdempotentResponse | None:
     return session().scalar(
-        select(IdempotentResponse).where(IdempotentResponse.user_id == user_id, IdempotentResponse.key == key)
+        select(IdempotentResponse).where(IdempotentResponse.user_id == user_id, IdempotentResponse.key == key,
+                                         IdempotentResponse.created_at >= utcnow() - LIFETIME)
     )
 
 
-def replay_if_seen():
-    """``before_request``: answer a repeat from the stored response."""
+def reserve_or_replay():
+    """``before_request``: replay a repeat, or reserve the key for this request."""
     key = _key()
     if key is None:
         return None
     if len(key) > 255:
         return problem(422, "Idempotency-Key must be at most 255 characters", type_="validation",
                        errors={HEADER: ["must be at most 255 characters"]})
-    record = _stored(current_user().id, key)
-    if record is None:
-        return None
-    if (record.method, record.path) != (request.method, request.path):
-        return problem(422, f"this Idempotency-Key was used for {record.method} {record.path}",
-                       type_="validation", errors={HEADER: ["already used for another request"]})
-    return _replay(record)
-
-
-def remember(response: Response) -> Response | None:
-    """Store a successful response under the request's key (before the commit)."""
-    key = _key()
-    if key is None or not (200 <= response.status_code < 300) or "api_user" not in g:
-        return None
-    session().add(IdempotentResponse(
-        user_id=current_user().id, key=key, method=request.method, path=request.path,
-        status=response.status_code, body=response.get_data(as_text=True),
-        headers={h: response.headers[h] for h in REPLAYED_HEADERS if h in response.headers},
-    ))
+    user_id, db = current_user().id, session()
+    record = _stored(user_id, key)
+    if record is not None:
+        return _replay(record)
+    db.execute(delete(IdempotentResponse).where(IdempotentResponse.user_id == user_id,
+                                                IdempotentResponse.created_at < utcnow() - LIFETIME))
+    record = IdempotentResponse(user_id=user_id, key=key, method=request.method, path=request.path,
+                                status=0, headers={}, body="")
+    db.add(record)
+    try:
+        db.flush()  # waits here while another request holds the same key
+    except IntegrityError:
+        db.rollback()
+        record = _stored(user_id, key)
+        if record is None:
+            return problem(409, "another request with this Idempotency-Key is still running; retry")
+        return _replay(record)
+    g.idempotency_record = record
     return None
 
 
-def replay_after_race(error: IntegrityError) -> Response | None:
-    """After a failed commit: if another request stored this key first, answer with its response."""
-    key = _key()
-    if key is None or "api_user" not in g:
-        return None
-    record = _stored(current_user().id, key)
-    return _replay(record) if record is not None else None
-
+def remember(response: Response) -> None:
+    """Write a successful response into the reserved row (before the commit)."""
+    record = g.pop("idempotency_record", None)
+    if record is None or not (200 <= response.status_code < 300):
+        return
+    record.status = response.status_code
+    record.body = response.get_data(as_text=True)
+    record.headers = {h: response.headers[h] for h in REPLAYED_HEADERS if h in response.headers}

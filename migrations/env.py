@@ -8,6 +8,11 @@ config = context.config
 engine = config.attributes["engine"]
 
 with engine.connect() as connection:
+    if connection.dialect.name == "sqlite":
+        # Batch mode copies and drops tables; with foreign keys enforced, dropping the old copy of a
+        # referenced table would fail (or cascade). SQLite ignores this pragma inside a transaction.
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        connection.commit()  # end the implicit transaction, so Alembic's own one commits the migration
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,

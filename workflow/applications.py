@@ -81,13 +81,19 @@ class ApplicationSchema(_Strict):
     wants = fields.Dict(keys=fields.String(), values=StrictBoolean(), load_default=dict)
     channel = fields.String(load_default="window", validate=validate.OneOf(CHANNELS))
 
-    @ma.validates_schema(skip_on_field_errors=True)
+    @ma.validates_schema(skip_on_field_errors=False)
     def _contributions_add_up(self, data, **_):
-        capital = parse_money(data["company"]["registered_capital"])
-        total = sum(parse_money(s["contribution"]) for s in data["shareholders"])
-        if total != capital:
+        # Runs even when other fields are bad, so that every problem is named at once; it needs a
+        # valid capital and every contribution (fields that failed are absent from ``data``).
+        capital = (data.get("company") or {}).get("registered_capital")
+        shareholders = data.get("shareholders") or []
+        if capital is None or not shareholders or any("contribution" not in s for s in shareholders):
+            return
+        total = sum(parse_money(s["contribution"]) for s in shareholders)
+        if total != parse_money(capital):
             raise ma.ValidationError(
-                f"contributions add up to {total:.2f}, not the registered capital {capital:.2f}", "shareholders"
+                f"contributions add up to {total:.2f}, not the registered capital {parse_money(capital):.2f}",
+                "shareholders",
             )
 
 

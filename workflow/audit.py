@@ -80,6 +80,7 @@ def record(session: Session, case: Case, actor: Actor, action: str, *, step: str
     )
     evt.hash = event_hash(evt, case.case_no)
     heads[case.id] = (evt.seq, evt.hash)
+    case.chain_seq, case.chain_hash = evt.seq, evt.hash
     session.add(evt)
     return evt
 
@@ -113,7 +114,11 @@ class BrokenLink:
 
 
 def verify(session: Session, case_id: int | None = None) -> list[BrokenLink]:
-    """Check every chain (or one case's); return the first broken event of each broken chain."""
+    """Check every chain (or one case's); return the first broken event of each broken chain.
+
+    A chain must link event to event from the genesis hash, and end where the case says its chain
+    ends (``cases.chain_seq``/``chain_hash``), so that removing the last events shows too.
+    """
     query = (
         select(Event, Case.case_no)
         .join(Case, Case.id == Event.case_id)
@@ -121,27 +126,32 @@ def verify(session: Session, case_id: int | None = None) -> list[BrokenLink]:
         # Read what is stored now, not objects this session may hold from earlier.
         .execution_options(yield_per=2000, populate_existing=True)
     )
+    heads = select(Case.id, Case.case_no, Case.chain_seq, Case.chain_hash)
     if case_id is not None:
         query = query.where(Event.case_id == case_id)
-    broken: list[BrokenLink] = []
-    current, prev_hash, expected_seq, failed = None, GENESIS, 1, False
+        heads = heads.where(Case.id == case_id)
+    broken: dict[int, BrokenLink] = {}
+    last: dict[int, tuple[int, str]] = {}
     for evt, case_no in session.execute(query):
-        if evt.case_id != current:
-            current, prev_hash, expected_seq, failed = evt.case_id, GENESIS, 1, False
-        if failed:
+        if evt.case_id in broken:
             continue
+        seq, prev_hash = last.get(evt.case_id, (0, GENESIS))
         reason = None
-        if evt.seq != expected_seq:
-            reason = f"expected event {expected_seq} of the chain, found {evt.seq}"
+        if evt.seq != seq + 1:
+            reason = f"expected event {seq + 1} of the chain, found {evt.seq}"
         elif evt.prev_hash != prev_hash:
             reason = "does not link to the previous event's hash"
         elif event_hash(evt, case_no) != evt.hash:
             reason = "content does not match its hash"
         if reason:
-            broken.append(BrokenLink(case_no, evt.id, evt.seq, reason))
-            failed = True
-        prev_hash, expected_seq = evt.hash, expected_seq + 1
-    return broken
+            broken[evt.case_id] = BrokenLink(case_no, evt.id, evt.seq, reason)
+        last[evt.case_id] = (evt.seq, evt.hash)
+    for cid, case_no, chain_seq, chain_hash in session.execute(heads):
+        seq = last.get(cid, (0, GENESIS))
+        if cid not in broken and seq != (chain_seq, chain_hash):
+            broken[cid] = BrokenLink(case_no, 0, seq[0] + 1,
+                                     f"the chain ends at event {seq[0]} but the case records {chain_seq}")
+    return sorted(broken.values(), key=lambda link: link.case_no)
 
 
 @sa_event.listens_for(Session, "before_flush")

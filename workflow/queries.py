@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from sqlalchemy import exists, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, contains_eager
 
 from .actors import SERVICE_WINDOW, Actor, Role
 from .machines.case import CaseState
@@ -11,6 +11,7 @@ from .models import Case, Event, Notification, Step
 
 # What the window itself must act on: new applications, suspended cases, finished ones to hand over.
 WINDOW_STATES = (CaseState.submitted, CaseState.suspended, CaseState.ready)
+RUNNING_STATES = (CaseState.in_progress, CaseState.suspended)
 
 
 def _escape_like(text: str) -> str:
@@ -25,13 +26,14 @@ def list_cases(session: Session, *, state: str | None = None, step: str | None =
     if state:
         query = query.where(Case.state == CaseState(state))
     if step:
-        query = query.where(exists().where(Step.case_id == Case.id, Step.key == step,
-                                           Step.state.in_(OPEN_STATES)))
+        # An open step of a case that has ended (withdrawn, rejected) is nobody's work any more.
+        query = query.where(Case.state.in_(RUNNING_STATES), exists().where(
+            Step.case_id == Case.id, Step.key == step, Step.state.in_(OPEN_STATES)))
     if department == SERVICE_WINDOW:
         query = query.where(Case.state.in_(WINDOW_STATES))
     elif department:
-        query = query.where(exists().where(Step.case_id == Case.id, Step.department == department,
-                                           Step.state.in_(OPEN_STATES)))
+        query = query.where(Case.state.in_(RUNNING_STATES), exists().where(
+            Step.case_id == Case.id, Step.department == department, Step.state.in_(OPEN_STATES)))
     if sla_status:
         query = query.where(Case.sla_status == sla_status)
     if q:
@@ -57,3 +59,32 @@ def notifications_for(session: Session, actor: Actor, limit: int = 100) -> list:
     if actor.role is not Role.admin:
         query = query.where(Notification.department == actor.department)
     return list(session.execute(query).all())
+
+
+# The staff pages' lists. Each is bounded: a queue longer than this is a crisis the board shows.
+PAGE_LIMIT = 200
+
+
+def open_steps(session: Session, departments: tuple[str, ...] | None = None,
+               limit: int = PAGE_LIMIT) -> list[Step]:
+    """The ready and claimed steps of these departments (all when None), with their cases loaded."""
+    query = (select(Step).join(Case, Case.id == Step.case_id).options(contains_eager(Step.case))
+             .where(Step.state.in_(OPEN_STATES))
+             .order_by(Step.ready_at, Step.id).limit(limit))
+    if departments is not None:
+        query = query.where(Step.department.in_(departments))
+    return list(session.scalars(query))
+
+
+def window_cases(session: Session, states=WINDOW_STATES, limit: int = PAGE_LIMIT) -> list[Case]:
+    """The cases in these states (by default what the window must act on), oldest first."""
+    return list(session.scalars(select(Case).where(Case.state.in_(states))
+                                .order_by(Case.created_at, Case.id).limit(limit)))
+
+
+def case_counts(session: Session) -> dict[CaseState, int]:
+    """How many cases are in each state (every state present, zero when none)."""
+    counts = dict.fromkeys(CaseState, 0)
+    counts.update((state, count) for state, count in session.execute(
+        select(Case.state, func.count()).group_by(Case.state)))
+    return counts

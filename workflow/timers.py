@@ -158,10 +158,11 @@ class Timing:
     calendar_confirmed: bool
 
 
-def timing(session: Session, case: Case, now: datetime | None = None) -> Timing:
+def timing(session: Session, case: Case, now: datetime | None = None,
+           calendar: BusinessCalendar | None = None) -> Timing:
     """Measure every clock of the case at ``now``."""
     now = now or utcnow()
-    calendar = calendar_for(session)
+    calendar = calendar or calendar_for(session)
     measured = {subject: measure(calendar, clock, now) for subject, clock in clocks(session, case).items()}
     confirmed = all(s.confirmed for s in measured.values() if s is not None)
     if all(s is None for s in measured.values()):
@@ -180,4 +181,5 @@ class TimedCase:
 
 def with_timing(session: Session, cases: list[Case], now: datetime | None = None) -> list[TimedCase]:
     now = now or utcnow()
-    return [TimedCase(case, timing(session, case, now)) for case in cases]
+    calendar = calendar_for(session)
+    return [TimedCase(case, timing(session, case, now, calendar)) for case in cases]

@@ -1,8 +1,6 @@
 """The hall's calendar: the days an admin entered, and entering more."""
 from __future__ import annotations
 
-import datetime
-
 import marshmallow as ma
 from flask import request
 from flask.views import MethodView
@@ -10,6 +8,8 @@ from flask_smorest import Blueprint
 from marshmallow import fields, validate
 
 from workflow import calendar_days
+from workflow.calendar import HALL_TZ
+from workflow.clock import utcnow
 from workflow.operations.calendar import import_calendar_csv, set_calendar_days
 
 from ..auth import current_actor, require_staff
@@ -31,7 +31,8 @@ class DaysBody(ma.Schema):
 
 
 class YearArgs(ma.Schema):
-    year = fields.Integer(load_default=lambda: datetime.date.today().year, validate=validate.Range(2000, 2100))
+    year = fields.Integer(load_default=lambda: utcnow().astimezone(HALL_TZ).year,  # the hall's year, not the server's
+                          validate=validate.Range(2000, 2100))
 
 
 class DayInfoSchema(ma.Schema):

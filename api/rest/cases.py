@@ -9,11 +9,10 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from workflow import operations as ops, queries, timers
-from workflow.applications import ApplicationSchema
 
 from ..auth import current_actor, require_staff
 from ..database import session
-from .schemas.cases import (AcceptSchema, CaseListArgs, CaseSchema, CreatedCaseSchema, DeliverSchema,
+from .schemas.cases import (AcceptSchema, ApplicationBody, CaseListArgs, CaseSchema, CreatedCaseSchema, DeliverSchema,
                             EventSchema, OutputsSchema)
 from .schemas.common import ReasonSchema
 
@@ -62,7 +61,7 @@ class Cases(MethodView):
                  "total_pages": max(1, math.ceil(total / args["per_page"]))}
         return items, {"X-Pagination": json.dumps(pages)}
 
-    @blp.arguments(ApplicationSchema)
+    @blp.arguments(ApplicationBody)
     @blp.response(201, CreatedCaseSchema)
     @blp.alt_response(422, description="Every bad field named; nothing stored")
     def post(self, application):

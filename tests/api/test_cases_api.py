@@ -281,3 +281,48 @@ def test_the_openapi_document_and_offline_docs(client):
     assert "//cdn" not in page and "https://" not in page
     with client.get("/api/v1/docs/static/swagger-ui-bundle.js") as script:
         assert script.status_code == 200 and b"SwaggerUIBundle" in script.data
+
+
+def test_only_supervisors_of_agencies_in_the_case_may_suspend_it(window, as_user):
+    no = create(window, wants={"seal": False, "invoice": False, "bank": False})["case_no"]
+    window.post(f"/cases/{no}/accept")
+    assert as_user("supervisor", "bank").post(f"/cases/{no}/suspend", json={"reason": "x"}).status_code == 403
+    assert as_user("clerk", "taxation").post(f"/cases/{no}/suspend", json={"reason": "x"}).status_code == 403
+    r = as_user("supervisor", "taxation").post(f"/cases/{no}/suspend", json={"reason": "等待补正"})
+    assert r.status_code == 200 and r.json["state"] == "suspended"
+
+
+def test_nul_characters_are_a_422_naming_the_field(window):
+    no = create(window)["case_no"]
+    r = window.post(f"/cases/{no}/reject", json={"reason": "bad\u0000name"})
+    assert r.status_code == 422 and r.json["errors"] == {"reason": ["must not contain NUL characters"]}
+    body = application()
+    body["company"]["address"] = "x\u0000"
+    r = window.post("/cases", json=body)
+    assert r.status_code == 422 and set(r.json["errors"]) == {"company.address"}
+    assert window.get(f"/cases/{no}").json["state"] == "submitted"
+
+
+def test_a_withdrawn_case_leaves_the_agencies_queues(window, factory):
+    case = factory.case("in_progress")
+    factory.finish_steps(case, "registration")
+    factory.session.commit()
+    assert len(window.get("/cases?department=bank").json) == 1
+    window.post(f"/cases/{case.case_no}/withdraw", json={"reason": "申请人撤回"})
+    assert window.get("/cases?department=bank").json == []
+    assert window.get("/cases?step=seal").json == []
+
+
+def test_every_problem_of_an_application_is_named_at_once(window):
+    body = application(wants={"seal": True, "notary": True})
+    body["legal_representative"]["phone"] = "12345"
+    body["shareholders"][1]["contribution"] = "1.00"
+    r = window.post("/cases", json=body)
+    assert r.status_code == 422
+    assert set(r.json["errors"]) == {"legal_representative.phone", "shareholders", "wants.notary"}
+
+
+def test_permission_is_checked_before_the_body(as_user, factory):
+    case = factory.case("ready")
+    r = as_user("clerk", "bank").post(f"/cases/{case.case_no}/deliver", json={"method": "mail"})
+    assert r.status_code == 403

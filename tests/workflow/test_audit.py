@@ -69,3 +69,13 @@ def test_verify_names_the_first_tampered_event(session, factory, tamper, reason)
         assert broken[0].event_id == events[3].id
     else:
         assert broken[0].event_id == target.id
+
+
+def test_verify_notices_that_the_last_events_were_removed(session, factory):
+    case = factory.case("delivered")
+    last = session.scalars(select(Event).where(Event.case_id == case.id).order_by(Event.seq.desc())).first()
+    bypass_append_only(session)
+    session.execute(text("DELETE FROM events WHERE id = :id"), {"id": last.id})
+    session.commit()
+    [broken] = audit.verify(session)
+    assert broken.case_no == case.case_no and f"ends at event {last.seq - 1}" in broken.reason

@@ -87,7 +87,10 @@ def submit_outcome(user: User):
 
 def case_outcome(case: ModelCase, action: str, user: User):
     """Permission first (403 whatever the state), then the state (409)."""
-    allowed = user.window or (action in ("suspend", "resume") and user.role == "supervisor")
+    # Suspend and resume: the window, or a supervisor of an agency that has a step in this case.
+    involved = {PROCESS[key][0] for key, state in case.steps.items() if state != "skipped"}
+    allowed = user.window or (action in ("suspend", "resume") and user.role == "supervisor"
+                              and user.department in involved)
     if not allowed:
         return Forbidden
     if case.state not in CASE_MOVES[action][0]:

@@ -228,3 +228,30 @@ def test_calendar_commands(app, tmp_path):
     bad.write_text("2027-13-01,holiday,x\n2027-01-02,vacation,y\n", "utf-8")
     result = runner.invoke(args=["calendar", "import", str(bad)])
     assert result.exit_code != 0 and "line 1" in result.output and "line 2" in result.output
+
+
+def test_calendar_between_prints_exact_minutes(app):
+    runner = app.test_cli_runner()
+    out = runner.invoke(args=["calendar", "between", "2026-11-23T09:00:00+08:00", "2026-11-23T09:00:30+08:00"])
+    assert out.output.strip() == "0.5"
+    out = runner.invoke(args=["calendar", "between", "2010-01-01T00:00:00+08:00", "2026-01-01T00:00:00+08:00"])
+    assert "e" not in out.output and int(out.output.strip()) % 420 == 0
+    assert runner.invoke(args=["calendar", "add", "2026-11-23T09:00:00+08:00", "1e9"]).exit_code == 2
+
+
+def test_a_new_process_version_is_published_from_the_command_line(app, tmp_path):
+    import json
+
+    from workflow.definitions import packaged
+
+    document = packaged()
+    document["version"] = 2
+    document["steps"][0]["target_minutes"] = 80
+    path = tmp_path / "v2.json"
+    path.write_text(json.dumps(document), "utf-8")
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["definitions", "publish", str(path)])
+    assert result.exit_code == 0 and "published company_opening v2" in result.output
+    assert runner.invoke(args=["definitions", "publish", str(path)]).exit_code == 1  # not newer
+    listed = runner.invoke(args=["definitions", "list"]).output
+    assert "company_opening v2" in listed and "by cli" in listed

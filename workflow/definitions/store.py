@@ -69,3 +69,9 @@ def publish(session: Session, document: dict, published_by: str, race_ok: bool =
             raise DefinitionError(f"version {definition.version} was published meanwhile") from None
         return get(session, definition.name, definition.version)
     return definition
+
+
+def published(session: Session) -> list[ProcessDefinition]:
+    """Every published version, oldest first."""
+    return list(session.scalars(select(ProcessDefinition).order_by(ProcessDefinition.name,
+                                                                   ProcessDefinition.version)))

@@ -3,7 +3,9 @@ import enum
 
 from transitions import Machine
 
+from ..actors import Role
 from ..errors import Forbidden
+from .step import SETTLED_STATES, StepState
 
 
 class CaseState(str, enum.Enum):
@@ -28,16 +30,17 @@ def window_staff(event) -> bool:
 
 
 def window_or_supervisor(event) -> bool:
-    """Suspend and resume: the window, or any department's supervisor."""
-    actor = event.kwargs["actor"]
-    if not (actor.is_window or (actor.role is not None and actor.role.value == "supervisor")):
-        raise Forbidden("only service window staff or a supervisor may do this")
+    """Suspend and resume: the window, or a supervisor of an agency with a step in this case."""
+    actor, case = event.kwargs["actor"], event.model
+    involved = {step.department for step in case.steps if step.state is not StepState.skipped}
+    if not (actor.is_window or (actor.role is Role.supervisor and actor.department in involved)):
+        raise Forbidden("only service window staff or a supervisor of an agency in this case may do this")
     return True
 
 
 def all_steps_settled(event) -> bool:
     """The parallel join: every step is done or skipped."""
-    return all(step.state.value in ("done", "skipped") for step in event.model.steps)
+    return all(step.state in SETTLED_STATES for step in event.model.steps)
 
 
 def system_only(event) -> bool:

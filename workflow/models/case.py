@@ -46,6 +46,9 @@ class Case(Base):
     ready_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The head of the case's audit chain, written with each event: a deleted last event shows.
+    chain_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    chain_hash: Mapped[str] = mapped_column(String(64), default="0" * 64, server_default="0" * 64)
     # The worst SLA status the timer worker has recorded (it only moves forward); for filtering.
     sla_status: Mapped[str] = mapped_column(String(16), default="on_track", server_default="on_track", index=True)
 

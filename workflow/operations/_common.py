@@ -47,4 +47,6 @@ def require_text(value, field: str, limit: int = 500) -> str:
         raise Invalid({field: ["is required"]})
     if len(text) > limit:
         raise Invalid({field: [f"must be at most {limit} characters"]})
+    if any(ord(c) < 32 and c not in "\t\n\r" for c in text):
+        raise Invalid({field: ["must not contain control characters"]})
     return text

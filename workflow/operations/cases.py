@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import secrets
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -11,6 +10,7 @@ from sqlalchemy.orm import Session
 from .. import audit, timers
 from ..actors import SYSTEM, Actor
 from ..applications import ApplicationSchema
+from ..calendar import HALL_TZ
 from ..clock import utcnow
 from ..definitions import Definition, store
 from ..errors import Forbidden, Invalid, NotFound
@@ -22,7 +22,6 @@ from ..models import Case, CaseCounter, Step, Suspension
 from ..validation import load
 from ._common import authorize, check_version, ensure_can, flush, require_text
 
-HALL_TZ = ZoneInfo("Asia/Shanghai")
 # 32 symbols without look-alikes (0/O, 1/I): 10 of them carry 50 random bits.
 TRACKING_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 DELIVERY_METHODS = ("counter", "mail")
@@ -76,8 +75,18 @@ def submit_case(session: Session, actor: Actor, application: dict) -> Case:
     """Create a case from an application (window staff only); every bad field is named at once."""
     if not actor.is_window:
         raise Forbidden("only service window staff may submit applications")
-    data = load(ApplicationSchema(), application)
     definition = store.current(session)
+    try:
+        data = load(ApplicationSchema(), application)
+    except Invalid as invalid:
+        # Name the unknown optional steps too, with every other bad field, in one answer.
+        wants = application.get("wants") if isinstance(application, dict) else None
+        if isinstance(wants, dict):
+            try:
+                _wanted_steps(definition, wants)
+            except Invalid as more:
+                invalid.errors.update(more.errors)
+        raise
     wanted = _wanted_steps(definition, data["wants"])
     now = utcnow()
     case = Case(
@@ -140,10 +149,10 @@ def advance(session: Session, case: Case, definition: Definition) -> None:
 def accept_case(session: Session, case: Case, actor: Actor, *, missing_materials: list[str] | None = None,
                 expected_version: int | None = None) -> Case:
     """受理: start the case; optional missing materials (容缺) are noted for the applicant to supply."""
+    authorize(case_machine.PERMISSIONS, "accept", case, actor=actor)
     materials = [m.strip() for m in (missing_materials or []) if isinstance(m, str) and m.strip()]
     if len(materials) > 50 or any(len(m) > 200 for m in materials):
         raise Invalid({"missing_materials": ["at most 50 items of at most 200 characters"]})
-    authorize(case_machine.PERMISSIONS, "accept", case, actor=actor)
     check_version(case, expected_version)
     ensure_can(case_machine.MACHINE, "accept", case)
     definition = store.current(session, case.definition_name)
@@ -215,6 +224,7 @@ def withdraw_case(session: Session, case: Case, actor: Actor, *, reason: str,
 def deliver_case(session: Session, case: Case, actor: Actor, *, method: str, tracking_no: str | None = None,
                  expected_version: int | None = None) -> Case:
     """一窗通取: hand everything over at the counter, or mail it with a tracking number."""
+    authorize(case_machine.PERMISSIONS, "deliver", case, actor=actor)
     errors = {}
     if method not in DELIVERY_METHODS:
         errors["method"] = [f"must be one of {', '.join(DELIVERY_METHODS)}"]

@@ -2,7 +2,7 @@
 import marshmallow as ma
 from marshmallow import fields, validate
 
-from workflow.applications import masked
+from workflow.applications import ApplicationSchema, masked
 from workflow.machines.case import CaseState
 
 from .common import HallDateTime
@@ -150,6 +150,17 @@ class DeliverSchema(ma.Schema):
     method = fields.String(required=True, validate=validate.OneOf(["counter", "mail"]))
     tracking_no = fields.String(allow_none=True, load_default=None,
                                 metadata={"description": "Required when mailed"})
+
+
+class ApplicationBody(ApplicationSchema):
+    """The application as the OpenAPI document shows it; passed through unparsed to the engine.
+
+    ``submit_case`` validates it, together with what depends on the published process (the optional
+    steps in ``wants``), so that one 422 names every bad field.
+    """
+
+    def load(self, data, **_kwargs):
+        return data
 
 
 class OutputsSchema(ma.Schema):

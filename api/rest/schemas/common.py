@@ -1,9 +1,7 @@
 """Fields shared by the API's schemas."""
-from zoneinfo import ZoneInfo
-
 import marshmallow as ma
 
-HALL_TZ = ZoneInfo("Asia/Shanghai")
+from workflow.calendar import HALL_TZ
 
 
 class HallDateTime(ma.fields.DateTime):

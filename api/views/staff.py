@@ -1,0 +1,142 @@
+"""The staff homes, read-only for now: a department's work queue, the overdue board, the dashboard.
+
+Every list is measured live (``workflow.timers.with_timing``) at the moment of the request, so a
+deadline passed a minute ago shows as breached before the timer worker has recorded it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from functools import wraps
+
+from flask import Blueprint, render_template
+from flask_babel import get_locale, lazy_gettext as _l
+from flask_login import current_user, login_required
+
+from workflow import queries
+from workflow.actors import SERVICE_WINDOW, Role
+from workflow.calendar import HALL_TZ
+from workflow.clock import utcnow
+from workflow.definitions import store
+from workflow.errors import Forbidden
+from workflow.machines.case import CaseState
+from workflow.models import Case
+from workflow.sla import Sla
+from workflow.timers import with_timing
+
+from ..database import session
+
+bp = Blueprint("staff", __name__)
+
+CASE_STATES = {
+    CaseState.submitted: _l("Submitted, not yet accepted"),
+    CaseState.in_progress: _l("In progress"),
+    CaseState.suspended: _l("Suspended"),
+    CaseState.ready: _l("Ready to hand over"),
+    CaseState.delivered: _l("Delivered"),
+    CaseState.rejected: _l("Rejected"),
+    CaseState.withdrawn: _l("Withdrawn"),
+}
+STEP_STATES = {"ready": _l("Waiting to be claimed"), "in_progress": _l("Claimed")}
+SLA_STATUSES = {"on_track": _l("On track"), "warning": _l("Warning"), "breached": _l("Breached"),
+                None: _l("Not started")}
+ALARMING = ("warning", "breached")
+RUNNING = (CaseState.in_progress, CaseState.suspended)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of a list: a step of a case, or (for the window) the case as a whole."""
+
+    case: Case
+    subject: str  # the step's title, or "" for the whole case
+    department: str
+    state: str
+    sla: Sla | None
+
+    @property
+    def deadline(self) -> datetime | None:
+        return self.sla.deadline if self.sla else None
+
+    @property
+    def status(self) -> str | None:
+        return self.sla.status if self.sla else None
+
+    def sort_key(self):
+        # Soonest deadline first; clocks not running (not accepted, suspended) after every deadline.
+        return (self.deadline is None, self.deadline or datetime.min.replace(tzinfo=HALL_TZ), self.case.case_no)
+
+
+def roles(*allowed: Role):
+    """Signed-in users of these roles only; anyone else signed in gets the 403 page."""
+    def decorate(view):
+        @wraps(view)
+        @login_required
+        def wrapper(*args, **kwargs):
+            if current_user.role not in allowed:
+                raise Forbidden("this page is not for your role")
+            return view(*args, **kwargs)
+        return wrapper
+    return decorate
+
+
+def _lang() -> str:
+    return "en" if get_locale().language == "en" else "zh"
+
+
+def _step_rows(departments: tuple[str, ...] | None) -> list[Row]:
+    db = session()
+    steps = queries.open_steps(db, departments)
+    timing = {t.case.id: t.timing for t in with_timing(db, list({s.case_id: s.case for s in steps}.values()))}
+    lang = _lang()
+    return [Row(step.case, store.get(db, step.case.definition_name, step.case.definition_version)
+                .step(step.key).title[lang], step.department, STEP_STATES[step.state.value],
+                timing[step.case_id].steps[step.key]) for step in steps]
+
+
+def _case_rows(states) -> list[Row]:
+    db = session()
+    return [Row(t.case, "", SERVICE_WINDOW, CASE_STATES[t.case.state], t.timing.case)
+            for t in with_timing(db, queries.window_cases(db, states))]
+
+
+def _render(template: str, rows: list[Row], **context):
+    lang = _lang()
+    departments = {key: names[lang] for key, names in store.current(session()).departments.items()}
+    return render_template(template, rows=rows, departments=departments, case_states=CASE_STATES,
+                           sla_statuses=SLA_STATUSES, now=utcnow(), hall_tz=HALL_TZ, **context)
+
+
+@bp.get("/queue")
+@roles(Role.clerk, Role.supervisor)
+def queue():
+    """The department's open work, soonest deadline first (the window's: cases it must act on)."""
+    department = current_user.user.department
+    if department == SERVICE_WINDOW:
+        rows = _case_rows(queries.WINDOW_STATES)
+    else:
+        rows = _step_rows((department,))
+    return _render("staff/queue.html", sorted(rows, key=Row.sort_key), department=department)
+
+
+@bp.get("/board")
+@roles(Role.supervisor, Role.admin)
+def board():
+    """What is late or about to be: warning and breached steps (cases, for the window), most overdue first."""
+    department = current_user.user.department
+    if current_user.role is Role.admin:
+        rows = _case_rows(RUNNING) + _step_rows(None)
+    elif department == SERVICE_WINDOW:
+        rows = _case_rows(RUNNING)
+    else:
+        rows = _step_rows((department,))
+    rows = sorted((row for row in rows if row.status in ALARMING), key=Row.sort_key)
+    return _render("staff/board.html", rows, department=department)
+
+
+@bp.get("/dashboard")
+@roles(Role.admin)
+def dashboard():
+    """How many cases are in each state."""
+    counts = queries.case_counts(session())
+    return _render("staff/dashboard.html", [], counts=counts, total=sum(counts.values()))
