@@ -11,7 +11,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from . import cli, errors, idempotency
 from .extensions import api, babel, csrf, db, login_manager
-from .views import auth, public, staff
+from .views import auth, case_pages, public, staff, window
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -79,6 +79,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(public.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(staff.bp)
+    app.register_blueprint(case_pages.bp)
+    app.register_blueprint(window.bp)
     app.add_url_rule("/api/v1/docs/static/<path:filename>", "swagger_ui_static",
                      lambda filename: send_from_directory(swagger_ui_path, filename))
     app.before_request(_remember_language)
