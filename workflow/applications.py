@@ -8,12 +8,12 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import fields, validate
 
-from .identifiers import id_number_error, mask_id_number, mobile_error, money_error, normalise_id_number, \
-    parse_money
+from .identifiers import (id_number_error, mask_id_number, mobile_error, money_error, normalise_id_number,
+                          parse_money)
+from .validation import StrictBoolean
 
 COMPANY_KINDS = ("llc", "sole_proprietorship", "partnership", "branch")
 CHANNELS = ("window", "online", "mail")
-from .validation import StrictBoolean
 
 
 def _check(error_of):

@@ -100,10 +100,6 @@ class Definition:
     def optional_steps(self) -> tuple[str, ...]:
         return tuple(s.key for s in self.steps if s.optional)
 
-    def dependants(self, key: str) -> tuple[str, ...]:
-        """The steps that need ``key``."""
-        return tuple(s.key for s in self.steps if key in s.needs)
-
 
 def parse(document: dict) -> Definition:
     """Validate a definition document and return it, or raise DefinitionError saying what is wrong."""

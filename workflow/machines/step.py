@@ -39,7 +39,7 @@ def holder_or_supervisor(event) -> bool:
 def case_in_progress(event) -> bool:
     """Steps move only while their case runs: not while suspended, not after it ended."""
     case_state = event.model.case.state
-    if case_state.value != "in_progress":
+    if case_state.value != "in_progress":  # (CaseState lives in case.py, which imports this module)
         raise IllegalAction(f"case is {case_state.value}", state=case_state.value)
     return True
 

@@ -115,7 +115,7 @@ def submit_case(session: Session, actor: Actor, application: dict) -> Case:
 
 
 def _case_action(session: Session, case: Case, actor: Actor, event: str, expected_version: int | None,
-                 payload: dict | None = None, **context) -> CaseState:
+                 payload: dict | None = None, **context) -> None:
     authorize(case_machine.PERMISSIONS, event, case, actor=actor)
     check_version(case, expected_version)
     before = case.state
@@ -123,7 +123,6 @@ def _case_action(session: Session, case: Case, actor: Actor, event: str, expecte
     case.touch(utcnow())
     flush(session)  # a lost optimistic-locking race surfaces here, as Conflict
     audit.record(session, case, actor, event, from_state=before, to_state=case.state, payload=payload)
-    return before
 
 
 def advance(session: Session, case: Case, definition: Definition) -> None:
