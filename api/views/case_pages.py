@@ -17,15 +17,15 @@ from werkzeug.datastructures import MultiDict
 
 from pdf import render
 from workflow import errors as wf, operations as ops, queries, receipts
-from workflow.actors import Actor, Role
+from workflow.actors import Actor
 from workflow.applications import masked
 from workflow.calendar import HALL_TZ
 from workflow.calendar_days import calendar_for
 from workflow.clock import utcnow
 from workflow.definitions import Definition, store
-from workflow.machines.case import CaseState
 from workflow.machines.step import StepState
-from workflow.models import Case, Step
+from workflow.models import Case
+from workflow.operations.available import case_actions, step_actions
 from workflow.timers import timing
 
 from ..database import session
@@ -89,35 +89,6 @@ MOVED_ON = _l("This case has moved on since the page was drawn: someone (perhaps
               "click) acted on it first. Nothing was changed now; check its state below before acting again.")
 INVALID = _l("Nothing was saved: correct the fields marked below.")
 PROMISE_MINUTES = 210
-
-
-# ---------------------------------------------------------------- who may do what (display only)
-
-def case_actions(case: Case, actor: Actor) -> set[str]:
-    """The case actions to offer this user now (the engine still checks every one)."""
-    offered = set()
-    involved = {s.department for s in case.steps if s.state is not StepState.skipped}
-    agency_supervisor = actor.role is Role.supervisor and actor.department in involved
-    if actor.is_window:
-        offered |= {CaseState.submitted: {"accept", "reject", "withdraw"},
-                    CaseState.in_progress: {"suspend", "withdraw"},
-                    CaseState.suspended: {"resume", "withdraw"},
-                    CaseState.ready: {"deliver"}}.get(case.state, set())
-    elif agency_supervisor:
-        offered |= {CaseState.in_progress: {"suspend"}, CaseState.suspended: {"resume"}}.get(case.state, set())
-    return offered
-
-
-def step_actions(case: Case, step: Step, actor: Actor) -> set[str]:
-    """The step actions to offer: claim to the department, the rest to the holder or its supervisor."""
-    if case.state is not CaseState.in_progress or not actor.works_for(step.department):
-        return set()
-    if step.state is StepState.ready:
-        return {"claim", "refuse"}
-    if step.state is StepState.in_progress and (step.assignee_id == actor.user_id
-                                                or actor.supervises(step.department)):
-        return {"complete", "release", "refuse"}
-    return set()
 
 
 # ---------------------------------------------------------------- the completion form
