@@ -30,14 +30,9 @@ install: $(VENV)/.installed translations/zh/LC_MESSAGES/messages.mo
 install-test: $(VENV)/.installed translations/zh/LC_MESSAGES/messages.mo
 	bin/system-packages $(TEST_DEBS)
 
-instance/secret_key:
-	mkdir -p instance
-	$(BIN)/python -c 'import secrets; print(secrets.token_hex(32))' > $@
-	chmod 600 $@
-
-# The web server and, beside it, the timer worker; stopping one (Ctrl-C) stops both.
-run: install instance/secret_key
-	export FLASK_SECRET_KEY=$$(cat instance/secret_key); \
+# The web server and, beside it, the timer worker; stopping one (Ctrl-C) stops both. Without
+# FLASK_SECRET_KEY the app keeps its key in instance/secret_key (made on first start).
+run: install
 	$(BIN)/flask db upgrade && $(BIN)/flask demo && \
 	{ $(BIN)/flask timers run & worker=$$!; \
 	  trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \

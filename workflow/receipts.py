@@ -81,13 +81,25 @@ def _require(case: Case, states: frozenset, document: str) -> None:
                             f"{case.case_no} is {case.state.value}", state=case.state.value)
 
 
+def licence_outputs(definition, case: Case) -> dict:
+    """The outputs of the step that issued the business licence: the one whose outputs hold a USCC.
+
+    Found through the process definition, so a hall that renames or restructures its steps keeps
+    the licence on its receipts.
+    """
+    for step in case.steps:
+        if any(spec["type"] == "uscc" for spec in definition.step(step.key).outputs.values()):
+            return step.outputs or {}
+    return {}
+
+
 def receipt_data(session: Session, case: Case, *, hall: str = DEFAULT_HALL) -> dict:
     """The combined receipt of a finished case (ready or delivered), as plain data."""
     _require(case, RECEIPT_STATES, "receipt")
     # Measured at the case's own completion: the clock stopped there, and no "now" gets in.
     timing = timers.timing(session, case, now=case.ready_at)
     data, definition = _base(session, case, hall, timing)
-    registration = case.step("registration").outputs or {}
+    registration = licence_outputs(definition, case)
     data.update(
         document="receipt",
         completed_at=hall_time(case.ready_at),
@@ -170,5 +182,6 @@ def verification(session: Session, secret: str | bytes, token: str) -> dict | No
     if case is None or case.state not in RECEIPT_STATES:
         return None
     return {"valid": True, "case_no": case.case_no, "company_name": case.company_name,
-            "uscc": (case.step("registration").outputs or {}).get("uscc"),
+            "uscc": licence_outputs(store.get(session, case.definition_name, case.definition_version),
+                                    case).get("uscc"),
             "completed_at": hall_time(case.ready_at)}

@@ -31,7 +31,8 @@ from workflow.timers import timing
 from ..database import session
 from ..errors import STATUS
 from ..rest.documents import hall, pdf_response, track_url, verify_url
-from .staff import CASE_STATES, SLA_STATUSES, _lang
+from . import page_lang
+from .staff import CASE_STATES, SLA_STATUSES
 
 bp = Blueprint("case_pages", __name__, url_prefix="/cases")
 
@@ -191,7 +192,7 @@ def _render_case(case_no: str, *, status: int = 200, alert=None, failed: str | N
     db = session()
     case = ops.get_case(db, case_no)
     definition = store.get(db, case.definition_name, case.definition_version)
-    lang = _lang()
+    lang = page_lang()
     now = utcnow()
     actor = _actor()
     measured = timing(db, case, now)

@@ -10,7 +10,7 @@ from datetime import datetime
 from functools import wraps
 
 from flask import Blueprint, render_template
-from flask_babel import get_locale, lazy_gettext as _l
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
 from workflow import queries
@@ -25,6 +25,7 @@ from workflow.sla import Sla
 from workflow.timers import with_timing
 
 from ..database import session
+from . import page_lang
 
 bp = Blueprint("staff", __name__)
 
@@ -80,15 +81,11 @@ def roles(*allowed: Role):
     return decorate
 
 
-def _lang() -> str:
-    return "en" if get_locale().language == "en" else "zh"
-
-
 def _step_rows(departments: tuple[str, ...] | None) -> list[Row]:
     db = session()
     steps = queries.open_steps(db, departments)
     timing = {t.case.id: t.timing for t in with_timing(db, list({s.case_id: s.case for s in steps}.values()))}
-    lang = _lang()
+    lang = page_lang()
     return [Row(step.case, store.get(db, step.case.definition_name, step.case.definition_version)
                 .step(step.key).title[lang], step.department, STEP_STATES[step.state.value],
                 timing[step.case_id].steps[step.key]) for step in steps]
@@ -101,7 +98,7 @@ def _case_rows(states) -> list[Row]:
 
 
 def _render(template: str, rows: list[Row], **context):
-    lang = _lang()
+    lang = page_lang()
     departments = {key: names[lang] for key, names in store.current(session()).departments.items()}
     return render_template(template, rows=rows, departments=departments, case_states=CASE_STATES,
                            sla_statuses=SLA_STATUSES, now=utcnow(), hall_tz=HALL_TZ, **context)

@@ -15,7 +15,7 @@ import secrets
 from dataclasses import dataclass
 
 from flask import Blueprint, flash, redirect, render_template, request, session as cookie
-from flask_babel import get_locale, gettext as _, lazy_gettext as _l
+from flask_babel import gettext as _, lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -27,6 +27,7 @@ from workflow.errors import Forbidden, Invalid
 from workflow.models import IdempotentResponse
 
 from ..database import session
+from . import page_lang
 from .staff import roles
 
 bp = Blueprint("window", __name__)
@@ -131,14 +132,10 @@ def control_id(name: str) -> str:
     return "f-" + name.replace(".", "-").replace("_", "-")
 
 
-def _lang() -> str:
-    return "en" if get_locale().language == "en" else "zh"
-
-
 def _optional_steps() -> list[tuple[str, str]]:
     """The services an applicant may choose (the process definition's optional steps), with titles."""
     definition = store.current(session())
-    return [(key, definition.step(key).title[_lang()]) for key in definition.optional_steps]
+    return [(key, definition.step(key).title[page_lang()]) for key in definition.optional_steps]
 
 
 def _new_form_id() -> str:
