@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session, contains_eager
 from .actors import SERVICE_WINDOW, Actor, Role
 from .machines.case import CaseState
 from .machines.step import OPEN_STATES
-from .models import Case, Event, Notification, Step
+from .models import Case, Event, Notification, Step, User
 
 # What the window itself must act on: new applications, suspended cases, finished ones to hand over.
 WINDOW_STATES = (CaseState.submitted, CaseState.suspended, CaseState.ready)
@@ -52,13 +52,22 @@ def case_events(session: Session, case: Case) -> list[Event]:
     return list(session.scalars(select(Event).where(Event.case_id == case.id).order_by(Event.seq)))
 
 
-def notifications_for(session: Session, actor: Actor, limit: int = 100) -> list:
+def notifications_for(session: Session, actor: Actor, limit: int = 100, unread_only: bool = False) -> list:
     """The newest notifications of the actor's department (every department for admins), with case numbers."""
     query = (select(Notification, Case.case_no).join(Case, Case.id == Notification.case_id)
              .order_by(Notification.created_at.desc(), Notification.id.desc()).limit(limit))
+    if unread_only:
+        query = query.where(Notification.read_at.is_(None))
     if actor.role is not Role.admin:
         query = query.where(Notification.department == actor.department)
     return list(session.execute(query).all())
+
+
+def department_staff(session: Session, department: str) -> list[User]:
+    """The active clerks and supervisors of a department, by name: whom a step can be handed to."""
+    return list(session.scalars(
+        select(User).where(User.department == department, User.active.is_(True),
+                           User.role.in_((Role.clerk, Role.supervisor))).order_by(User.display_name, User.username)))
 
 
 # The staff pages' lists. Each is bounded: a queue longer than this is a crisis the board shows.

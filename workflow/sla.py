@@ -24,6 +24,11 @@ class Sla:
     confirmed: bool  # False when a day involved has no confirmed calendar data
     paused: bool
 
+    @property
+    def remaining_minutes(self) -> float:
+        """Working minutes left before the deadline; negative once overdue."""
+        return self.target_minutes - self.used_minutes
+
 
 @dataclass(frozen=True)
 class Clock:

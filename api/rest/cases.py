@@ -13,7 +13,7 @@ from workflow import operations as ops, queries, timers
 from ..auth import current_actor, require_staff
 from ..database import session
 from .schemas.cases import (AcceptSchema, ApplicationBody, CaseListArgs, CaseSchema, CreatedCaseSchema, DeliverSchema,
-                            EventSchema, OutputsSchema)
+                            EventSchema, OutputsSchema, ReassignSchema)
 from .schemas.common import ReasonSchema
 
 blp = Blueprint("cases", __name__, url_prefix="/api/v1/cases",
@@ -149,6 +149,14 @@ def claim(case_no, step):
 def release(case_no, step):
     """Give a claimed step back to the department's queue."""
     return act(ops.release_step, case_no, step)
+
+
+@blp.route(f"{STEP_PATH}/reassign", methods=["POST"])
+@blp.arguments(ReassignSchema)
+@blp.response(200, CaseSchema)
+def reassign(body, case_no, step):
+    """Hand a claimed step to another clerk of its department (the department's supervisors)."""
+    return act(ops.reassign_step, case_no, step, assignee=body["assignee"])
 
 
 @blp.route(f"{STEP_PATH}/complete", methods=["POST"])

@@ -6,7 +6,8 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import fields
 
-from workflow import queries
+from workflow import operations as ops, queries
+from workflow.models import Case
 
 from ..auth import current_actor, require_staff
 from ..database import session
@@ -25,6 +26,13 @@ class NotificationSchema(ma.Schema):
     message = fields.String()
     created_at = HallDateTime()
     read_at = HallDateTime(allow_none=True)
+    read_by = fields.String(allow_none=True)
+
+
+def _dump(notification, case_no: str) -> dict:
+    return dict(id=notification.id, case_no=case_no, subject=notification.subject, kind=notification.kind,
+                message=notification.message, created_at=notification.created_at, read_at=notification.read_at,
+                read_by=notification.read_by)
 
 
 @blp.route("")
@@ -33,5 +41,13 @@ class Notifications(MethodView):
     def get(self):
         """The newest 100 notifications of the caller's department (all departments for admins)."""
         rows = queries.notifications_for(session(), current_actor())
-        return [dict(id=n.id, case_no=no, subject=n.subject, kind=n.kind, message=n.message,
-                     created_at=n.created_at, read_at=n.read_at) for n, no in rows]
+        return [_dump(n, no) for n, no in rows]
+
+
+@blp.route("/<int:notification_id>/read", methods=["POST"])
+@blp.response(200, NotificationSchema)
+def read(notification_id):
+    """Mark a notification read (a supervisor of its department, or an admin)."""
+    db = session()
+    notification = ops.mark_read(db, notification_id, current_actor())
+    return _dump(notification, db.get(Case, notification.case_id).case_no)

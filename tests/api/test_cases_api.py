@@ -128,6 +128,32 @@ def test_another_clerk_of_the_department_cannot_finish_a_held_step(window, as_us
     assert r.status_code == 200 and r.json["steps"][0]["state"] == "done"
 
 
+def test_a_supervisor_reassigns_a_held_step_and_the_new_holder_finishes_it(window, as_user, client, factory):
+    from tests.api.conftest import Caller
+    from workflow import accounts
+
+    no = create(window)["case_no"]
+    window.post(f"/cases/{no}/accept")
+    holder = as_user("clerk", "market_regulation")
+    holder.post(f"/cases/{no}/steps/registration/claim")
+    colleague = accounts.create_user(factory.session, "market-clerk-3", "password123", "clerk", "market_regulation")
+    other = Caller(client, accounts.create_token(factory.session, colleague.username))
+    factory.session.commit()
+    assert holder.post(f"/cases/{no}/steps/registration/reassign", json={"assignee": colleague.username}
+                       ).status_code == 403
+    supervisor = as_user("supervisor", "market_regulation")
+    r = supervisor.post(f"/cases/{no}/steps/registration/reassign", json={"assignee": "nobody"})
+    assert r.status_code == 422 and "assignee" in r.json["errors"]
+    version = supervisor.get(f"/cases/{no}").json["version"]
+    r = supervisor.post(f"/cases/{no}/steps/registration/reassign", json={"assignee": colleague.username},
+                        headers={"If-Match": f'"{version}"'})
+    assert r.status_code == 200 and r.json["steps"][0]["assignee"] == colleague.username
+    assert holder.post(f"/cases/{no}/steps/registration/release").status_code == 403
+    assert other.post(f"/cases/{no}/steps/registration/complete", json=outputs_for("registration")).status_code == 200
+    events = window.get(f"/cases/{no}/events").json
+    assert [e["action"] for e in events if e["action"] == "reassign"] == ["reassign"]
+
+
 def test_unknown_case_or_step_is_404(window):
     assert window.get("/cases/KB20000101-0001").status_code == 404
     no = create(window)["case_no"]

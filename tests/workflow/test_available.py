@@ -43,4 +43,17 @@ def test_offered_step_actions_follow_department_and_holder(session, factory):
     assert step_actions(case, registration, other) == set()
     ops.claim_step(session, case, "registration", boss)
     assert step_actions(case, registration, clerk) == set()  # held by the supervisor
-    assert step_actions(case, registration, boss) == {"complete", "release", "refuse"}
+    assert step_actions(case, registration, boss) == {"complete", "release", "refuse", "reassign"}
+
+
+def test_a_supervisor_is_offered_reassignment_of_a_claimed_step_even_while_the_case_is_suspended(session, factory):
+    case = factory.case("in_progress")
+    clerk, boss = factory.actor("clerk", "market_regulation"), factory.actor("supervisor", "market_regulation")
+    registration = case.step("registration")
+    assert "reassign" not in step_actions(case, registration, boss)  # nobody holds it yet
+    ops.claim_step(session, case, "registration", clerk)
+    assert step_actions(case, registration, clerk) == {"complete", "release", "refuse"}
+    assert step_actions(case, registration, boss) == {"complete", "release", "refuse", "reassign"}
+    ops.suspend_case(session, case, factory.actor("clerk", "service_window"), reason="缺材料")
+    assert step_actions(case, registration, clerk) == set()
+    assert step_actions(case, registration, boss) == {"reassign"}

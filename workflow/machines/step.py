@@ -36,6 +36,22 @@ def holder_or_supervisor(event) -> bool:
     return True
 
 
+def department_supervisor(event) -> bool:
+    """Only a supervisor of the step's department hands a claimed step to another clerk."""
+    actor, step = event.kwargs["actor"], event.model
+    if not actor.supervises(step.department):
+        raise Forbidden(f"only a supervisor of {step.department} reassigns its steps")
+    return True
+
+
+def case_running(event) -> bool:
+    """The case has not ended: in progress, or suspended (a holder may go home while the clock stops)."""
+    case_state = event.model.case.state
+    if case_state.value not in ("in_progress", "suspended"):
+        raise IllegalAction(f"case is {case_state.value}", state=case_state.value)
+    return True
+
+
 def case_in_progress(event) -> bool:
     """Steps move only while their case runs: not while suspended, not after it ended."""
     case_state = event.model.case.state
@@ -57,9 +73,11 @@ TRANSITIONS = [
     {"trigger": "release", "source": S.in_progress, "dest": S.ready, "conditions": _WORK},
     {"trigger": "complete", "source": S.in_progress, "dest": S.done, "conditions": _WORK},
     {"trigger": "refuse", "source": [S.ready, S.in_progress], "dest": S.refused, "conditions": _WORK},
+    {"trigger": "reassign", "source": S.in_progress, "dest": S.in_progress,
+     "conditions": [department_supervisor, case_running]},
 ]
 
-PERMISSIONS = {t["trigger"]: [c for c in t["conditions"] if c in (owning_department, holder_or_supervisor)]
+PERMISSIONS = {t["trigger"]: [c for c in t["conditions"] if c in (owning_department, holder_or_supervisor, department_supervisor)]
                for t in TRANSITIONS}
 
 MACHINE = Machine(

@@ -7,9 +7,10 @@ later step fails; the database transaction does.
 """
 from .cases import (accept_case, deliver_case, get_case, reject_case, resume_case, submit_case, suspend_case,
                     withdraw_case)
-from .steps import claim_step, complete_step, refuse_step, release_step
+from .notifications import mark_read
+from .steps import claim_step, complete_step, reassign_step, refuse_step, release_step
 
 __all__ = [
-    "accept_case", "claim_step", "complete_step", "deliver_case", "get_case", "refuse_step", "reject_case",
-    "release_step", "resume_case", "submit_case", "suspend_case", "withdraw_case",
+    "accept_case", "claim_step", "complete_step", "deliver_case", "get_case", "mark_read", "reassign_step",
+    "refuse_step", "reject_case", "release_step", "resume_case", "submit_case", "suspend_case", "withdraw_case",
 ]

@@ -13,32 +13,28 @@ from ..machines import case as case_machine, step as step_machine
 from ..models import Case, Step
 
 CASE_ACTIONS = ("accept", "reject", "suspend", "resume", "withdraw", "deliver")
-STEP_ACTIONS = ("claim", "release", "complete", "refuse")
+STEP_ACTIONS = ("claim", "release", "complete", "refuse", "reassign")
 
 
-def _offered(machine, permissions: dict, actions, obj, actor: Actor) -> set[str]:
+def _offered(machine, actions, obj, actor: Actor) -> set[str]:
+    """The actions whose transition from the current state would pass every one of its guards."""
     offered = set()
-    possible = set(machine.get_triggers(obj.state.name))
+    probe = SimpleNamespace(model=obj, kwargs={"actor": actor})
     for action in actions:
-        if action not in possible:
-            continue
-        probe = SimpleNamespace(model=obj, kwargs={"actor": actor})
-        try:
-            for guard in permissions.get(action, ()):
-                guard(probe)
-        except WorkflowError:
-            continue
-        offered.add(action)
+        for transition in machine.events[action].transitions.get(obj.state.name, ()):
+            try:
+                if all(bool(condition.func(probe)) == condition.target for condition in transition.conditions):
+                    offered.add(action)
+            except WorkflowError:
+                pass
     return offered
 
 
 def case_actions(case: Case, actor: Actor) -> set[str]:
     """The case actions ``actor`` may take in the case's current state."""
-    return _offered(case_machine.MACHINE, case_machine.PERMISSIONS, CASE_ACTIONS, case, actor)
+    return _offered(case_machine.MACHINE, CASE_ACTIONS, case, actor)
 
 
 def step_actions(case: Case, step: Step, actor: Actor) -> set[str]:
-    """The step actions ``actor`` may take now (steps move only while their case runs)."""
-    if case.state is not case_machine.CaseState.in_progress:
-        return set()
-    return _offered(step_machine.MACHINE, step_machine.PERMISSIONS, STEP_ACTIONS, step, actor)
+    """The step actions ``actor`` may take now (the step guards also check the case's state)."""
+    return _offered(step_machine.MACHINE, STEP_ACTIONS, step, actor)

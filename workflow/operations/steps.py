@@ -1,16 +1,17 @@
 """Step operations: claim, release, complete, refuse — by the owning department only."""
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .. import audit, timers
-from ..actors import SYSTEM, Actor
+from ..actors import SYSTEM, Actor, Role
 from ..clock import utcnow
-from ..errors import NotFound
+from ..errors import Invalid, NotFound
 from ..machines import case as case_machine, fire
 from ..machines import step as step_machine
 from ..machines.case import CaseState
-from ..models import Case, Step
+from ..models import Case, Step, User
 from ..validation import load
 from ._common import authorize, check_version, ensure_can, flush, require_text
 from .cases import advance, definition_of
@@ -50,6 +51,30 @@ def release_step(session: Session, case: Case, key: str, actor: Actor, *,
     """Give a claimed step back to the department's queue."""
     step = _step_action(session, case, key, actor, "release", expected_version)
     step.assignee_id = step.claimed_at = None
+    flush(session)
+    return case
+
+
+def reassign_step(session: Session, case: Case, key: str, actor: Actor, *, assignee: str,
+                  expected_version: int | None = None) -> Case:
+    """A supervisor hands a claimed step to another active clerk (or supervisor) of the department.
+
+    The step stays ``in_progress`` and its clock runs on; the event names both holders.
+    """
+    step = _step(case, key)
+    authorize(step_machine.PERMISSIONS, "reassign", step, actor=actor)
+    check_version(case, expected_version)
+    ensure_can(step_machine.MACHINE, "reassign", step)
+    user = session.scalar(select(User).where(User.username == (assignee or "").strip()))
+    if user is None or not user.active or user.department != step.department \
+            or user.role not in (Role.clerk, Role.supervisor):
+        raise Invalid({"assignee": ["must be an active clerk of the step's department"]})
+    if user.id == step.assignee_id:
+        raise Invalid({"assignee": ["already holds the step"]})
+    previous = step.assignee.username if step.assignee else None
+    _step_action(session, case, key, actor, "reassign", expected_version,
+                 payload={"from": previous, "to": user.username})
+    step.assignee_id, step.assignee = user.id, user
     flush(session)
     return case
 

@@ -152,6 +152,11 @@ class DeliverSchema(ma.Schema):
                                 metadata={"description": "Required when mailed"})
 
 
+class ReassignSchema(ma.Schema):
+    assignee = fields.String(required=True, validate=validate.Length(1, 64),
+                             metadata={"description": "Username of an active clerk of the step's department"})
+
+
 class ApplicationBody(ApplicationSchema):
     """The application as the OpenAPI document shows it; passed through unparsed to the engine.
 
