@@ -52,6 +52,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         SESSION_COOKIE_SECURE=False,
         # The CSRF token lives as long as the session: a sign-in form left open over lunch still works.
         WTF_CSRF_TIME_LIMIT=None,
+        # How often the queue, the board and the case page refresh their live parts (static/js/live.js).
+        LIVE_REFRESH_SECONDS=15,
         BABEL_DEFAULT_LOCALE=DEFAULT_LANGUAGE,
         BABEL_DEFAULT_TIMEZONE="Asia/Shanghai",
         BABEL_TRANSLATION_DIRECTORIES=str(ROOT / "translations"),

@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 
 import flask_smorest
-from flask import Flask, current_app, render_template, request
+from flask import Flask, current_app, g, render_template, request
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
 from jinja2 import TemplateNotFound
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
@@ -61,12 +63,57 @@ def wants_problem() -> bool:
     return request.path.startswith(API_PREFIX)
 
 
-def _page(status: int, detail: str):
+# What an error page says, in the page's language: a heading, and what the person can do next.
+PAGES = {
+    400: (_l("The request could not be used"),
+          _l("The page sent something the service could not accept, for example a form from a session that has "
+             "since ended. Go back, reload the page and try again.")),
+    401: (_l("Sign in first"), _l("This page is for signed-in staff. Sign in and open it again.")),
+    403: (_l("This page is not for you"),
+          _l("Your account's role or department may not open this page or take this action. If you need it, "
+             "ask your supervisor or an administrator.")),
+    404: (_l("Page not found"),
+          _l("There is no page at this address, or no case with this number. Check the address, or find the "
+             "case from your work queue.")),
+    405: (_l("This address cannot be used that way"),
+          _l("A page was opened in a way it does not accept, for example a form's address typed into the "
+             "address bar. Go back and use the page's own buttons.")),
+    409: (_l("The case has moved on"),
+          _l("The action does not fit the case's current state, or someone acted on it first. Nothing was "
+             "changed. Open the case again and check its state.")),
+    412: (_l("The page was out of date"),
+          _l("The case changed after this page was drawn. Nothing was changed. Open the case again and "
+             "decide with what it shows now.")),
+    413: (_l("Too much was sent"),
+          _l("What was sent is larger than the service accepts (1 MB). Shorten it and try again.")),
+    422: (_l("Some of what was sent is not valid"),
+          _l("Nothing was saved. Go back, correct what was sent and try again.")),
+    429: (_l("Too many requests"),
+          _l("Too many requests came in a short time. Wait a minute, then try again.")),
+    500: (_l("Something went wrong on our side"),
+          _l("The service met an unexpected error and nothing was saved. Try again in a moment; if it "
+             "happens again, tell the hall's technical staff the time it happened.")),
+}
+
+
+def _page(status: int, detail: str | None, headers: dict | None = None):
+    """The HTML error page: the site's layout, the page's language, a way back."""
+    heading, advice = PAGES.get(status) or PAGES[500 if status >= 500 else 400]
+    bare = status >= 500  # after a server error the database is not asked again: no staff menu
+    signed_in = False
+    if not bare:
+        db_session = g.get("db_session")
+        if db_session is not None:
+            # The request rolls back anyway (status >= 400); doing it first lets the page load who
+            # is signed in even when a failed flush left the session unusable.
+            db_session.rollback()
+        signed_in = current_user.is_authenticated
+    context = {"status": status, "heading": heading, "advice": advice, "detail": detail,
+               "reason": HTTP_STATUS_CODES.get(status, "Error"), "signed_in": signed_in, "bare": bare}
     try:
-        return render_template(f"errors/{status}.html", detail=detail), status
+        return render_template(f"errors/{status}.html", **context), status, headers or {}
     except TemplateNotFound:
-        return render_template("errors/error.html", status=status,
-                               title=HTTP_STATUS_CODES.get(status, "Error"), detail=detail), status
+        return render_template("errors/error.html", **context), status, headers or {}
 
 
 def handle_workflow_error(error: wf.WorkflowError):
@@ -90,7 +137,11 @@ class Api(flask_smorest.Api):
     def handle_http_exception(self, error: HTTPException):
         status = error.code or 500
         if not wants_problem():
-            return _page(status, error.description)
+            # werkzeug's stock sentence for the code adds nothing to the page's own explanation; its
+            # headers (a 405's Allow, a 429's Retry-After) stay.
+            headers = {name: value for name, value in error.get_headers() if name.lower() != "content-type"}
+            return _page(status, None if error.description == type(error).description else error.description,
+                         headers)
         data = getattr(error, "data", None) or {}
         messages = data.get("messages") or data.get("errors")
         errors = None

@@ -15,6 +15,10 @@ from .models import User
 DEPARTMENTS = ("service_window", "market_regulation", "public_security", "taxation", "bank")
 SHORT = {"service_window": "window", "market_regulation": "market", "public_security": "police",
          "taxation": "tax", "bank": "bank"}
+# Display names, so the pages and receipts look like a real hall's (the logins stay short ASCII).
+PEOPLE = {"window1": "王芳", "window_sup": "陈静", "market1": "李明", "market_sup": "赵磊", "police1": "刘洋",
+          "police_sup": "孙涛", "tax1": "周婷", "tax_sup": "吴刚", "bank1": "郑丽", "bank_sup": "黄伟",
+          "admin": "管理员"}
 NAMES = ("广州市白云区示例科技有限公司", "广州市天河区云帆贸易有限公司", "广州市越秀区岭南文化传播有限公司",
          "广州市海珠区珠江餐饮管理有限公司", "广州市番禺区星河智能制造有限公司", "广州市黄埔区新港物流有限公司",
          "广州市荔湾区西关茶艺有限公司")
@@ -56,10 +60,11 @@ def seed(session: Session, password: str) -> list[str]:
     staff: dict[tuple[str, str], Actor] = {}
     for department in DEPARTMENTS:
         for role, suffix in (("clerk", "1"), ("supervisor", "_sup")):
-            user = accounts.create_user(session, f"{SHORT[department]}{suffix}", password, role, department)
+            username = f"{SHORT[department]}{suffix}"
+            user = accounts.create_user(session, username, password, role, department, display_name=PEOPLE[username])
             staff[(department, role)] = user.as_actor()
             report.append(f"user {user.username:12} {role:10} {department}")
-    admin = accounts.create_user(session, "admin", password, "admin")
+    admin = accounts.create_user(session, "admin", password, "admin", display_name=PEOPLE["admin"])
     report.append(f"user {admin.username:12} admin")
 
     window = staff[("service_window", "clerk")]

@@ -7,10 +7,10 @@ courtesy: the operations decide, and a forged POST gets the engine's 403.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from werkzeug.datastructures import MultiDict
@@ -24,9 +24,10 @@ from workflow.calendar_days import calendar_for
 from workflow.clock import utcnow
 from workflow.definitions import Definition, store
 from workflow.machines.step import StepState
+from workflow.sla import measure
 from workflow.models import Case
 from workflow.operations.available import case_actions, step_actions
-from workflow.timers import timing
+from workflow.timers import CASE, clocks, timing
 
 from ..database import session
 from ..errors import STATUS
@@ -47,7 +48,7 @@ STEP_STATES = {
 ACTIONS = {
     "submit": _l("Submitted"), "accept": _l("Accept"), "reject": _l("Reject"), "suspend": _l("Suspend"),
     "resume": _l("Resume"), "withdraw": _l("Withdraw"), "deliver": _l("Deliver"), "claim": _l("Claim"),
-    "release": _l("Release"), "complete": _l("Complete"), "refuse": _l("Refuse"),
+    "release": _l("Release"), "complete": _l("Complete"), "refuse": _l("Refuse"), "reassign": _l("Reassign"),
     "unblock": _l("Opened"), "finish": _l("All steps finished"), "step_refused": _l("Case rejected by a step"),
     "sla_warning": _l("Time limit warning"), "sla_breach": _l("Time limit breached"),
 }
@@ -62,6 +63,7 @@ DONE = {
     "release": _l("The step is back in the department's queue."),
     "complete": _l("The step is complete."),
     "refuse": _l("The step was refused; the case is rejected."),
+    "reassign": _l("The step was handed to another clerk."),
 }
 # Output names as the forms label them; an output a newer definition adds shows its own name.
 OUTPUT_LABELS = {
@@ -85,6 +87,8 @@ FIELD_MESSAGES = {
     "Not a valid integer.": _l("Enter a whole number."),
     "is required when mailed": _l("Enter the tracking number of the mailing."),
     "has the wrong format": _l("The format is wrong."),
+    "already holds the step": _l("This clerk already holds the step."),
+    "must be an active clerk of the step's department": _l("Choose an active clerk of this department."),
 }
 MOVED_ON = _l("This case has moved on since the page was drawn: someone (perhaps you, with a double "
               "click) acted on it first. Nothing was changed now; check its state below before acting again.")
@@ -158,9 +162,11 @@ def timeline(case: Case, definition: Definition, lang: str, now: datetime) -> di
         return None
     calendar = calendar_for(session())
     origin = case.accepted_at
+    case_clock = clocks(session(), case)[CASE]
 
     def at(moment: datetime) -> float:
-        return round(calendar.between_minutes(origin, moment).value, 1)
+        # On the case's clock: working minutes, with the time it waited on the applicant cut out.
+        return round(measure(calendar, replace(case_clock, end=moment), moment).used_minutes, 1)
 
     bars = []
     for step in case.steps:
@@ -200,6 +206,10 @@ def _render_case(case_no: str, *, status: int = 200, alert=None, failed: str | N
     steps = [{"step": step, "title": definition.step(step.key).title[lang], "sla": measured.steps.get(step.key),
               "actions": step_actions(case, step, actor), "fields": output_fields(definition, step.key)}
              for step in case.steps]
+    for item in steps:
+        if "reassign" in item["actions"]:
+            item["staff"] = [user for user in queries.department_staff(db, item["step"].department)
+                             if user.id != item["step"].assignee_id]
     return render_template(
         "cases/case.html", case=case, application=masked(case.application), timing=measured, steps=steps,
         departments=departments, case_actions=case_actions(case, actor), events=queries.case_events(db, case),
@@ -207,7 +217,7 @@ def _render_case(case_no: str, *, status: int = 200, alert=None, failed: str | N
             case, definition, lang, now), hall_tz=HALL_TZ, case_states=CASE_STATES, step_states=STEP_STATES,
         sla_statuses=SLA_STATUSES, actions=ACTIONS, choice_labels=CHOICE_LABELS, alert=alert, failed=failed,
         errors=errors or {}, typed=typed or MultiDict(), slip=case.state in receipts.SLIP_STATES,
-        receipt=case.state in receipts.RECEIPT_STATES), status
+        receipt=case.state in receipts.RECEIPT_STATES, live_every=current_app.config["LIVE_REFRESH_SECONDS"]), status
 
 
 @bp.get("/<case_no>")
@@ -266,7 +276,7 @@ def case_action(case_no, action):
     return _act(case_no, action, run, action)
 
 
-@bp.post("/<case_no>/steps/<step>/<any(claim, release, complete, refuse):action>")
+@bp.post("/<case_no>/steps/<step>/<any(claim, release, complete, refuse, reassign):action>")
 @login_required
 def step_action(case_no, step, action):
     """An agency's action on one step; completion converts the generated form to typed outputs."""
@@ -284,6 +294,8 @@ def step_action(case_no, step, action):
         "claim": lambda c, a, v: ops.claim_step(db, c, step, a, expected_version=v),
         "release": lambda c, a, v: ops.release_step(db, c, step, a, expected_version=v),
         "refuse": lambda c, a, v: ops.refuse_step(db, c, step, a, reason=form.get("reason"), expected_version=v),
+        "reassign": lambda c, a, v: ops.reassign_step(db, c, step, a, assignee=form.get("assignee", ""),
+                                                      expected_version=v),
         "complete": complete,
     }[action]
     return _act(case_no, action, run, f"{action}:{step}")

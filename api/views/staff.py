@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import wraps
 
-from flask import Blueprint, render_template
+from flask import Blueprint, current_app, flash, redirect, render_template, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
-from workflow import queries
+from workflow import operations as ops, queries
 from workflow.actors import SERVICE_WINDOW, Role
 from workflow.calendar import HALL_TZ
 from workflow.clock import utcnow
@@ -41,6 +41,7 @@ CASE_STATES = {
 STEP_STATES = {"ready": _l("Waiting to be claimed"), "in_progress": _l("Claimed")}
 SLA_STATUSES = {"on_track": _l("On track"), "warning": _l("Warning"), "breached": _l("Breached"),
                 None: _l("Not started")}
+NOTICE_KINDS = {"sla_warning": _l("Time limit warning"), "sla_breach": _l("Time limit breached")}
 ALARMING = ("warning", "breached")
 RUNNING = (CaseState.in_progress, CaseState.suspended)
 
@@ -54,6 +55,13 @@ class Row:
     department: str
     state: str
     sla: Sla | None
+    holder: str | None = None  # who has claimed the step
+    step_key: str | None = None
+
+    @property
+    def anchor(self) -> str:
+        """Where on the case page this row's work is: the step's card, or the top."""
+        return f"step-{self.step_key}" if self.step_key else "main"
 
     @property
     def deadline(self) -> datetime | None:
@@ -88,7 +96,8 @@ def _step_rows(departments: tuple[str, ...] | None) -> list[Row]:
     lang = page_lang()
     return [Row(step.case, store.get(db, step.case.definition_name, step.case.definition_version)
                 .step(step.key).title[lang], step.department, STEP_STATES[step.state.value],
-                timing[step.case_id].steps[step.key]) for step in steps]
+                timing[step.case_id].steps[step.key], step.assignee.display_name if step.assignee else None, step.key)
+            for step in steps]
 
 
 def _case_rows(states) -> list[Row]:
@@ -101,7 +110,8 @@ def _render(template: str, rows: list[Row], **context):
     lang = page_lang()
     departments = {key: names[lang] for key, names in store.current(session()).departments.items()}
     return render_template(template, rows=rows, departments=departments, case_states=CASE_STATES,
-                           sla_statuses=SLA_STATUSES, now=utcnow(), hall_tz=HALL_TZ, **context)
+                           sla_statuses=SLA_STATUSES, now=utcnow(), hall_tz=HALL_TZ,
+                           live_every=current_app.config["LIVE_REFRESH_SECONDS"], **context)
 
 
 @bp.get("/queue")
@@ -128,7 +138,35 @@ def board():
     else:
         rows = _step_rows((department,))
     rows = sorted((row for row in rows if row.status in ALARMING), key=Row.sort_key)
-    return _render("staff/board.html", rows, department=department)
+    return _render("staff/board.html", rows, department=department, notices=_notices(), notice_kinds=NOTICE_KINDS)
+
+
+@dataclass(frozen=True)
+class Notice:
+    id: int
+    case_no: str
+    kind: str  # "sla_warning" or "sla_breach"
+    subject: str  # the step's title, or "" for the whole case
+    created_at: datetime
+
+
+def _notices() -> list[Notice]:
+    """The supervisor's unread notifications, newest first, titled in the page's language."""
+    db, lang = session(), page_lang()
+    definition = store.current(db)
+    titles = {step.key: step.title[lang] for step in definition.steps}
+    return [Notice(n.id, case_no, n.kind, "" if n.subject == "case" else titles.get(n.subject, n.subject),
+                   n.created_at)
+            for n, case_no in queries.notifications_for(db, current_user.as_actor(), limit=50, unread_only=True)]
+
+
+@bp.post("/board/notifications/<int:notification_id>/read")
+@roles(Role.supervisor, Role.admin)
+def read_notification(notification_id):
+    """Acknowledge a warning or breach notification; back to the board."""
+    ops.mark_read(session(), notification_id, current_user.as_actor())
+    flash(_l("Marked as read."), "success")
+    return redirect(url_for(".board"), 303)
 
 
 @bp.get("/dashboard")
