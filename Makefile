@@ -10,7 +10,7 @@ export FLASK_APP := wsgi
 # instead of a fifth of one) and the Chinese fonts.
 RUN_DEBS := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-noto-cjk
 # chromium for the browser tests (Playwright drives Debian's; `playwright install` would download one).
-TEST_DEBS := $(RUN_DEBS) postgresql chromium
+TEST_DEBS := $(RUN_DEBS) postgresql chromium redis-server
 
 .PHONY: run test install install-test clean
 

@@ -9,7 +9,9 @@ from urllib.parse import urlencode
 from flask import Flask, g, has_request_context, request, send_from_directory, session
 from swagger_ui_bundle import swagger_ui_path
 
-from . import cli, errors, idempotency
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from . import cli, errors, idempotency, limits
 from .extensions import api, babel, csrf, db, login_manager
 from .views import auth, case_pages, public, staff, window
 
@@ -23,7 +25,7 @@ DEFAULT_LANGUAGE = "zh"
 LANGUAGE_BY_LINK_ONLY = {"public"}
 
 BLUEPRINTS = ("api.rest.cases:blp", "api.rest.calendar:blp", "api.rest.notifications:blp",
-              "api.rest.documents:blp", "api.rest.documents:verify_blp")
+              "api.rest.documents:blp", "api.rest.documents:verify_blp", "api.rest.track:blp")
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -57,6 +59,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         BABEL_DEFAULT_LOCALE=DEFAULT_LANGUAGE,
         BABEL_DEFAULT_TIMEZONE="Asia/Shanghai",
         BABEL_TRANSLATION_DIRECTORIES=str(ROOT / "translations"),
+        # How many reverse proxies in front set X-Forwarded-For (0: the app faces clients directly).
+        PROXY_FIX_X_FOR=0,
+        **limits.DEFAULTS,
     )
     app.config.from_prefixed_env()
     if test_config:
@@ -70,6 +75,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     db.init_app(app)
     api.init_app(app)
     babel.init_app(app, locale_selector=page_language)
+    limits.limiter.init_app(app)
+    if app.config["PROXY_FIX_X_FOR"]:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=int(app.config["PROXY_FIX_X_FOR"]))
     csrf.init_app(app)
     login_manager.init_app(app)
     errors.register(app)

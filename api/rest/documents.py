@@ -11,6 +11,7 @@ from flask_smorest import Blueprint
 from pdf import render
 from workflow import operations as ops, receipts
 
+from .. import limits
 from ..auth import require_staff
 from ..database import session
 from ..errors import problem
@@ -78,6 +79,7 @@ def slip(case_no):
 
 
 @verify_blp.route("/<token>")
+@limits.verifications
 @verify_blp.doc(security=[])  # public: no bearer token
 @verify_blp.response(200, VerificationSchema)
 @verify_blp.alt_response(404, schema=ProblemSchema, description="Forged, changed or unknown token: valid is false")

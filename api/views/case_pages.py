@@ -51,6 +51,7 @@ ACTIONS = {
     "release": _l("Release"), "complete": _l("Complete"), "refuse": _l("Refuse"), "reassign": _l("Reassign"),
     "unblock": _l("Opened"), "finish": _l("All steps finished"), "step_refused": _l("Case rejected by a step"),
     "sla_warning": _l("Time limit warning"), "sla_breach": _l("Time limit breached"),
+    "rate": _l("Rated by the applicant"), "follow_up_closed": _l("Follow-up closed"),
 }
 DONE = {
     "accept": _l("The case was accepted; its clock has started."),

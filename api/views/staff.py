@@ -1,6 +1,8 @@
-"""The staff homes, read-only for now: a department's work queue, the overdue board, the dashboard.
+"""The staff homes: a department's work queue, the overdue board, the dashboard.
 
-Every list is measured live (``workflow.timers.with_timing``) at the moment of the request, so a
+The board also carries what supervisors and admins answer: warning and breach notifications, and
+the follow-ups that an applicant's rating of 1 or 2 opens (closed here with a reply). Every list is
+measured live (``workflow.timers.with_timing``) at the moment of the request, so a
 deadline passed a minute ago shows as breached before the timer worker has recorded it.
 """
 from __future__ import annotations
@@ -9,16 +11,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import wraps
 
-from flask import Blueprint, current_app, flash, redirect, render_template, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
+from werkzeug.datastructures import MultiDict
 
-from workflow import operations as ops, queries
+from workflow import operations as ops, queries, tracking
 from workflow.actors import SERVICE_WINDOW, Role
 from workflow.calendar import HALL_TZ
 from workflow.clock import utcnow
 from workflow.definitions import store
-from workflow.errors import Forbidden
+from workflow.errors import Conflict, Forbidden, Invalid
 from workflow.machines.case import CaseState
 from workflow.models import Case
 from workflow.sla import Sla
@@ -41,6 +44,12 @@ CASE_STATES = {
 STEP_STATES = {"ready": _l("Waiting to be claimed"), "in_progress": _l("Claimed")}
 SLA_STATUSES = {"on_track": _l("On track"), "warning": _l("Warning"), "breached": _l("Breached"),
                 None: _l("Not started")}
+# The engine's messages about a reply, in the page's language; any other as it is.
+REPLY_MESSAGES = {
+    "is required": _l("Write what the hall found and did."),
+    "must be at most 1000 characters": _l("Write at most 1000 characters."),
+    "must not contain control characters": _l("Remove the special characters from the reply."),
+}
 NOTICE_KINDS = {"sla_warning": _l("Time limit warning"), "sla_breach": _l("Time limit breached")}
 ALARMING = ("warning", "breached")
 RUNNING = (CaseState.in_progress, CaseState.suspended)
@@ -130,6 +139,10 @@ def queue():
 @roles(Role.supervisor, Role.admin)
 def board():
     """What is late or about to be: warning and breached steps (cases, for the window), most overdue first."""
+    return _board()
+
+
+def _board(status: int = 200, **context):
     department = current_user.user.department
     if current_user.role is Role.admin:
         rows = _case_rows(RUNNING) + _step_rows(None)
@@ -138,7 +151,10 @@ def board():
     else:
         rows = _step_rows((department,))
     rows = sorted((row for row in rows if row.status in ALARMING), key=Row.sort_key)
-    return _render("staff/board.html", rows, department=department, notices=_notices(), notice_kinds=NOTICE_KINDS)
+    context.setdefault("errors", {})
+    context.setdefault("typed", MultiDict())
+    return _render("staff/board.html", rows, department=department, notices=_notices(), notice_kinds=NOTICE_KINDS,
+                   follow_ups=_follow_ups(), **context), status
 
 
 @dataclass(frozen=True)
@@ -166,6 +182,43 @@ def read_notification(notification_id):
     """Acknowledge a warning or breach notification; back to the board."""
     ops.mark_read(session(), notification_id, current_user.as_actor())
     flash(_l("Marked as read."), "success")
+    return redirect(url_for(".board"), 303)
+
+
+@dataclass(frozen=True)
+class FollowUpItem:
+    """An open follow-up of a poor rating, as the board lists it (the hall's, not one department's)."""
+
+    id: int
+    case_no: str
+    score: int
+    comment: str | None
+    rated_at: datetime
+    due_at: datetime
+    overdue: bool
+
+
+def _follow_ups() -> list[FollowUpItem]:
+    """Every open follow-up, the soonest due first: a rating is of the whole hall."""
+    now = utcnow()
+    return [FollowUpItem(f.id, case_no, rating.score, rating.comment, rating.created_at, f.due_at, f.due_at <= now)
+            for f, case_no, rating in tracking.open_follow_ups(session(), limit=100)]
+
+
+@bp.post("/board/follow-ups/<int:follow_up_id>/close")
+@roles(Role.supervisor, Role.admin)
+def close_follow_up(follow_up_id):
+    """Answer a poor rating and close its follow-up (recorded in the case's audit trail); back to the board."""
+    try:
+        tracking.close_follow_up(session(), follow_up_id, current_user.as_actor(), request.form.get("reply", ""))
+    except Invalid as error:
+        session().rollback()
+        errors = {field: [REPLY_MESSAGES.get(m, m) for m in messages] for field, messages in error.errors.items()}
+        return _board(422, failed=follow_up_id, errors=errors, typed=request.form)
+    except Conflict:
+        session().rollback()
+        return _board(409, alert=_l("Someone else closed this follow-up first; it is no longer on the board."))
+    flash(_l("The follow-up was closed with your reply."), "success")
     return redirect(url_for(".board"), 303)
 
 

@@ -3,10 +3,11 @@ from .case import Case, CaseCounter, Step
 from .definition import ProcessDefinition
 from .event import Event
 from .idempotency import IdempotentResponse
+from .rating import FollowUp, Rating
 from .timing import CalendarDay, Notification, Suspension, Timer
 from .user import ApiToken, User
 
 __all__ = [
-    "ApiToken", "CalendarDay", "Case", "CaseCounter", "Event", "IdempotentResponse", "Notification",
-    "ProcessDefinition", "Step", "Suspension", "Timer", "User",
+    "ApiToken", "CalendarDay", "Case", "CaseCounter", "Event", "FollowUp", "IdempotentResponse", "Notification",
+    "ProcessDefinition", "Rating", "Step", "Suspension", "Timer", "User",
 ]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, Enum, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import Date, Enum, Float, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..clock import utcnow
@@ -51,6 +51,8 @@ class Case(Base):
     chain_hash: Mapped[str] = mapped_column(String(64), default="0" * 64, server_default="0" * 64)
     # The worst SLA status the timer worker has recorded (it only moves forward); for filtering.
     sla_status: Mapped[str] = mapped_column(String(16), default="on_track", server_default="on_track", index=True)
+    # Working minutes from acceptance to ready (suspensions cut out), fixed when the case becomes ready.
+    elapsed_minutes: Mapped[float | None] = mapped_column(Float)
 
     steps: Mapped[list[Step]] = relationship(
         back_populates="case", order_by="Step.position", cascade="all, delete-orphan", lazy="selectin"
@@ -79,6 +81,7 @@ class Step(Base):
     __table_args__ = (
         UniqueConstraint("case_id", "key"),
         Index("ix_steps_department_state", "department", "state"),
+        Index("ix_steps_key_done_at", "key", "done_at"),  # recent durations per step, for estimates
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -95,6 +98,8 @@ class Step(Base):
     outputs: Mapped[dict | None] = mapped_column(JSONType)
     refusal_reason: Mapped[str | None] = mapped_column(String(500))
     sla_status: Mapped[str] = mapped_column(String(16), default="on_track", server_default="on_track")
+    # Working minutes from ready to done (suspensions cut out), fixed at completion.
+    elapsed_minutes: Mapped[float | None] = mapped_column(Float)
 
     case: Mapped[Case] = relationship(back_populates="steps")
     assignee: Mapped[User | None] = relationship(lazy="joined")

@@ -92,6 +92,11 @@ def complete_step(session: Session, case: Case, key: str, actor: Actor, outputs:
     step.outputs = audit.canonical(values)
     step.done_at = utcnow()
     advance(session, case, definition)
+    # Fix the working time used, for the applicant's estimates and the admins' reports (in SQL).
+    measured = timers.timing(session, case, step.done_at)
+    step.elapsed_minutes = measured.steps[key].used_minutes
+    if case.ready_at is not None:
+        case.elapsed_minutes = measured.case.used_minutes
     timers.rearm(session, case)
     return case
 
