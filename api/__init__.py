@@ -13,7 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import cli, errors, idempotency, limits
 from .extensions import api, babel, csrf, db, login_manager
-from .views import auth, case_pages, public, staff, window
+from .views import admin, audit, auth, case_pages, dashboard, public, staff, window
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,7 +25,8 @@ DEFAULT_LANGUAGE = "zh"
 LANGUAGE_BY_LINK_ONLY = {"public"}
 
 BLUEPRINTS = ("api.rest.cases:blp", "api.rest.calendar:blp", "api.rest.notifications:blp",
-              "api.rest.documents:blp", "api.rest.documents:verify_blp", "api.rest.track:blp")
+              "api.rest.documents:blp", "api.rest.documents:verify_blp", "api.rest.track:blp",
+              "api.rest.reports:blp")
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -89,8 +90,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(public.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(staff.bp)
+    app.register_blueprint(dashboard.bp)
+    app.register_blueprint(audit.bp)
     app.register_blueprint(case_pages.bp)
     app.register_blueprint(window.bp)
+    app.register_blueprint(admin.bp)
     app.add_url_rule("/api/v1/docs/static/<path:filename>", "swagger_ui_static",
                      lambda filename: send_from_directory(swagger_ui_path, filename))
     app.before_request(_remember_language)

@@ -28,6 +28,8 @@ from workflow.operations.calendar import import_calendar_csv
 from .database import Database, session
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+# Who the administrators' log and the calendar's days name for changes made from the command line.
+CLI_ADMIN = Actor(user_id=None, username="cli", role=Role.admin, department=None)
 
 
 @contextmanager
@@ -95,8 +97,37 @@ users_cli = AppGroup("users", help="Staff accounts.")
 def users_create(name, role, department, password, display_name):
     """Create a user."""
     with unit_of_work() as db:
-        user = accounts.create_user(db, name, password, role, department, display_name)
+        user = accounts.create_user(db, name, password, role, department, display_name, by=CLI_ADMIN)
     click.echo(f"created {user.role.value} {user.username}" + (f" ({user.department})" if user.department else ""))
+
+
+@users_cli.command("disable")
+@click.argument("name")
+def users_disable(name):
+    """Disable a user: signed out on the next request, tokens refused, no sign-in."""
+    with unit_of_work() as db:
+        accounts.disable_user(db, CLI_ADMIN, name)
+    click.echo(f"disabled {name}")
+
+
+@users_cli.command("enable")
+@click.argument("name")
+def users_enable(name):
+    """Enable a disabled user again (its unrevoked tokens work again)."""
+    with unit_of_work() as db:
+        accounts.enable_user(db, CLI_ADMIN, name)
+    click.echo(f"enabled {name}")
+
+
+@users_cli.command("reset-password")
+@click.argument("name")
+@click.option("--password", prompt="New password", hide_input=True, confirmation_prompt=True,
+              help="The new password (asked for, unechoed, when left out)")
+def users_reset_password(name, password):
+    """Set a new password for NAME and lift any lockout."""
+    with unit_of_work() as db:
+        accounts.reset_password(db, CLI_ADMIN, name, password)
+    click.echo(f"reset the password of {name}")
 
 
 tokens_cli = AppGroup("tokens", help="API tokens.")
@@ -108,8 +139,33 @@ tokens_cli = AppGroup("tokens", help="API tokens.")
 def tokens_create(name, label):
     """Print a new API token for NAME (the last line of output)."""
     with unit_of_work() as db:
-        token = accounts.create_token(db, name, label)
+        token = accounts.create_token(db, name, label, by=CLI_ADMIN)
     click.echo(token)
+
+
+@tokens_cli.command("list")
+@click.argument("name")
+def tokens_list(name):
+    """List NAME's tokens, newest first: id, created, revoked or in use, label."""
+    with unit_of_work() as db:
+        tokens = accounts.tokens_of(db, name)
+    for token in tokens:
+        state = f"revoked {_iso(token.revoked_at)}" if token.revoked_at else "in use"
+        click.echo(f"{token.id}  created {_iso(token.created_at)}  {state}  {token.label}".rstrip())
+
+
+@tokens_cli.command("revoke")
+@click.argument("token_id", metavar="ID", type=int)
+def tokens_revoke(token_id):
+    """Revoke the token with this ID (see `tokens list`); it stops working at once."""
+    with unit_of_work() as db:
+        token = accounts.revoke_token_by_id(db, CLI_ADMIN, token_id)
+        owner = token.user.username
+    click.echo(f"revoked token {token_id} of {owner}")
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")
 
 
 audit_cli = AppGroup("audit", help="The audit trail.")
@@ -212,9 +268,8 @@ def calendar_between(a, b):
 @click.argument("file", type=click.File("r", encoding="utf-8-sig"))
 def calendar_import(file):
     """Load holidays and adjusted working days (CSV: date,kind,name; kind holiday or workday)."""
-    cli_admin = Actor(user_id=None, username="cli", role=Role.admin, department=None)
     with unit_of_work() as db:
-        written, rearmed = import_calendar_csv(db, cli_admin, file.read())
+        written, rearmed = import_calendar_csv(db, CLI_ADMIN, file.read())
     click.echo(f"imported {written} days; recomputed the timers of {rearmed} running cases")
 
 

@@ -119,7 +119,7 @@ class BusinessCalendar:
     """The hall's working days and sessions, and working-time arithmetic over them."""
 
     def __init__(self, sessions: Iterable[tuple[time, time]] = DEFAULT_SESSIONS,
-                 overrides: Mapping[date, str] | None = None) -> None:
+                 overrides: Mapping[date, str] | None = None, confirmed_years: Iterable[int] = ()) -> None:
         self.sessions = _checked_sessions(sessions)
         self._spans = tuple((_of_day(start), _of_day(end)) for start, end in self.sessions)
         self._day_us = sum(end - start for start, end in self._spans)
@@ -131,6 +131,9 @@ class BusinessCalendar:
             if kind not in OVERRIDE_KINDS:
                 raise ValueError(f"override for {day} is {kind!r}, not holiday or workday")
             self._overrides[day.toordinal()] = kind == "workday"
+        # Years whose whole schedule an admin imported: their other days are plain Monday–Friday,
+        # confirmed (the State Council's notice lists only the exceptions).
+        self._confirmed_years = frozenset(confirmed_years)
         # (working, confirmed) per date ordinal: every computation walks days, most of them repeatedly.
         self._days: dict[int, tuple[bool, bool]] = {}
 
@@ -139,7 +142,12 @@ class BusinessCalendar:
         status = self._days.get(ordinal)
         if status is None:
             working = self._overrides.get(ordinal)
-            status = _package_status(ordinal) if working is None else (working, True)
+            if working is not None:
+                status = (working, True)
+            else:
+                status = _package_status(ordinal)
+                if not status[1] and date.fromordinal(ordinal).year in self._confirmed_years:
+                    status = (status[0], True)
             if len(self._days) >= _CACHED_DAYS:
                 self._days.clear()
             self._days[ordinal] = status

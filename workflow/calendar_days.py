@@ -1,18 +1,21 @@
 """The admin-maintained calendar days, and the hall's BusinessCalendar built from them."""
 from __future__ import annotations
 
+import calendar as month_calendar
 import csv
 import io
 import os
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, timedelta
 
+import chinese_calendar
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .calendar import DEFAULT_SESSIONS, BusinessCalendar, parse_sessions
 from .clock import utcnow
 from .errors import Invalid
-from .models import CalendarDay
+from .models import CalendarDay, CalendarYear
 
 KINDS = ("holiday", "workday")
 _cache: dict[tuple, BusinessCalendar] = {}
@@ -25,16 +28,40 @@ def _sessions():
 
 
 def calendar_for(session: Session) -> BusinessCalendar:
-    """The hall's calendar with the admin's days; rebuilt only when those days change."""
+    """The hall's calendar with the admin's days and years; rebuilt only when those change."""
     stamp = session.execute(select(func.count(), func.max(CalendarDay.updated_at))).one()
-    key = (tuple(stamp), _sessions())
+    years = tuple(session.scalars(select(CalendarYear.year).order_by(CalendarYear.year)))
+    key = (tuple(stamp), years, _sessions())
     calendar = _cache.get(key)
     if calendar is None:
         overrides = dict(session.execute(select(CalendarDay.day, CalendarDay.kind)).all())
-        calendar = BusinessCalendar(sessions=key[1], overrides=overrides)
+        calendar = BusinessCalendar(sessions=key[2], overrides=overrides, confirmed_years=years)
         _cache.clear()
         _cache[key] = calendar
     return calendar
+
+
+def _day_problems(date_text: str, kind: str, name: str) -> tuple[date | None, dict[str, list[str]]]:
+    """Check one day as typed: the date, or None, and what is wrong, by field."""
+    problems: dict[str, list[str]] = {}
+    try:
+        day = date.fromisoformat(date_text)
+    except ValueError:
+        problems["date"] = [f"date {date_text!r} is not YYYY-MM-DD"]
+        day = None
+    if kind not in KINDS:
+        problems["kind"] = [f"kind {kind!r} is not holiday or workday"]
+    if len(name) > 64:
+        problems["name"] = ["name is longer than 64 characters"]
+    return day, problems
+
+
+def parse_day(date_text: str, kind: str, name: str = "") -> dict:
+    """One day typed in a form, as ``save_days`` takes it; Invalid names each bad field."""
+    day, problems = _day_problems(date_text.strip(), kind.strip(), name.strip())
+    if problems:
+        raise Invalid(problems, detail="the day was not saved")
+    return {"day": day, "kind": kind.strip(), "name": name.strip()}
 
 
 def parse_csv(text: str) -> list[dict]:
@@ -46,16 +73,8 @@ def parse_csv(text: str) -> list[dict]:
         if number == 1 and line[0].strip().lower() == "date":
             continue
         cells = [c.strip() for c in line] + ["", "", ""]
-        problems = []
-        try:
-            day = date.fromisoformat(cells[0])
-        except ValueError:
-            problems.append(f"date {cells[0]!r} is not YYYY-MM-DD")
-            day = None
-        if cells[1] not in KINDS:
-            problems.append(f"kind {cells[1]!r} is not holiday or workday")
-        if len(cells[2]) > 64:
-            problems.append("name is longer than 64 characters")
+        day, by_field = _day_problems(cells[0], cells[1], cells[2])
+        problems = [problem for field in ("date", "kind", "name") for problem in by_field.get(field, [])]
         if len([c for c in line if c.strip()]) > 3:
             problems.append("has more than three fields")
         if problems:
@@ -65,6 +84,14 @@ def parse_csv(text: str) -> list[dict]:
     if errors:
         raise Invalid(errors, detail="the calendar file has bad lines; nothing was imported")
     return rows
+
+
+def confirm_years(session: Session, years, by: str) -> None:
+    """Record that these years' whole schedules are in: their days not listed are ordinary days."""
+    for year in sorted(set(years)):
+        if session.get(CalendarYear, year) is None:
+            session.add(CalendarYear(year=year, confirmed_at=utcnow(), confirmed_by=by))
+    session.flush()
 
 
 def save_days(session: Session, rows: list[dict], by: str) -> int:
@@ -82,7 +109,81 @@ def save_days(session: Session, rows: list[dict], by: str) -> int:
 
 
 def days_of_year(session: Session, year: int) -> list[CalendarDay]:
+    """The days an admin entered for ``year``, in date order."""
     return list(session.scalars(
         select(CalendarDay).where(CalendarDay.day >= date(year, 1, 1), CalendarDay.day <= date(year, 12, 31))
         .order_by(CalendarDay.day)
     ))
+
+
+# The admin pages and the dashboard warn when fewer days ahead than this are confirmed.
+CONFIRMED_DAYS_WANTED = 60
+
+
+def confirmed_days_ahead(session: Session, today: date) -> int:
+    """How many consecutive days from ``today`` (included) the hall's calendar has confirmed data for.
+
+    Days are confirmed by the chinese-calendar package (the years it covers) or by an admin's entry;
+    the first day with neither ends the count. Zero when today itself is unconfirmed.
+    """
+    calendar = calendar_for(session)
+    count = 0
+    while calendar.day(today + timedelta(days=count)).confirmed:
+        count += 1
+    return count
+
+
+# What a date is, as the year view shows it.
+WORKING, REST, HOLIDAY, WORKDAY, UNCONFIRMED = "working", "rest", "holiday", "workday", "unconfirmed"
+
+
+@dataclass(frozen=True)
+class YearDay:
+    """One date of the year view: ``kind`` is working (an ordinary working day), rest (a weekend),
+    holiday (a statutory holiday), workday (an adjusted working weekend day, 调休上班) or unconfirmed
+    (no data: ``working`` says what is assumed, Monday to Friday)."""
+
+    day: date
+    kind: str
+    working: bool
+    name: dict  # {"zh": …, "en": …}; empty when the day has no name
+    source: str | None  # "admin", "package" or None
+
+
+def _package_name(day: date) -> dict:
+    try:
+        _is_holiday, name = chinese_calendar.get_holiday_detail(day)
+    except NotImplementedError:
+        return {}
+    holiday = next((h for h in chinese_calendar.Holiday if h.value == name), None) if name else None
+    return {"zh": holiday.chinese, "en": holiday.value} if holiday else {}
+
+
+def year_view(session: Session, year: int) -> list[list[YearDay]]:
+    """Every date of ``year`` by month (twelve lists), as the hall's calendar counts it."""
+    calendar = calendar_for(session)
+    entered = {row.day: row for row in days_of_year(session, year)}
+    months = []
+    for month in range(1, 13):
+        days = []
+        for number in range(1, month_calendar.monthrange(year, month)[1] + 1):
+            day = date(year, month, number)
+            working, confirmed = calendar.day(day)
+            weekend = day.weekday() >= 5
+            row = entered.get(day)
+            if row is not None:
+                name, source = ({"zh": row.name, "en": row.name} if row.name else {}), "admin"
+            else:
+                name, source = (_package_name(day), "package") if confirmed else ({}, None)
+            if not confirmed:
+                kind = UNCONFIRMED
+            elif working:
+                kind = WORKDAY if weekend else WORKING
+            else:
+                # A weekend is a holiday only as part of one: entered as such, or named by the package.
+                kind = HOLIDAY if not weekend or row is not None or name else REST
+            if kind in (WORKING, REST) and source == "package":
+                name = {}  # an ordinary day keeps no festival's name
+            days.append(YearDay(day, kind, working, name, source))
+        months.append(days)
+    return months

@@ -1,6 +1,8 @@
 """Read-side queries shared by the API and the pages: case lists with filters, audit events."""
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session, contains_eager
 
@@ -97,3 +99,29 @@ def case_counts(session: Session) -> dict[CaseState, int]:
     counts.update((state, count) for state, count in session.execute(
         select(Case.state, func.count()).group_by(Case.state)))
     return counts
+
+
+def search_events(session: Session, *, case_no: str | None = None, actor: str | None = None,
+                  action: str | None = None, start: datetime | None = None, end: datetime | None = None,
+                  page: int = 1, per_page: int = 50) -> tuple[list[tuple[Event, str]], int]:
+    """One page of audit events of every case, newest first, each with its case number; and the total.
+
+    ``case_no`` matches a case-number prefix (``KB20261123`` finds that day's cases), ``actor`` a
+    username exactly, ``action`` exactly; ``start`` is included and ``end`` excluded. Filters left
+    out (None or empty) match everything.
+    """
+    query = select(Event, Case.case_no).join(Case, Case.id == Event.case_id)
+    if case_no and case_no.strip():
+        query = query.where(Case.case_no.like(f"{_escape_like(case_no.strip().upper())}%", escape="\\"))
+    if actor and actor.strip():
+        query = query.where(Event.actor == actor.strip())
+    if action:
+        query = query.where(Event.action == action)
+    if start is not None:
+        query = query.where(Event.at >= start)
+    if end is not None:
+        query = query.where(Event.at < end)
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = session.execute(query.order_by(Event.at.desc(), Event.id.desc())
+                           .offset((max(page, 1) - 1) * per_page).limit(per_page))
+    return [(event, number) for event, number in rows], total

@@ -4,7 +4,7 @@ from __future__ import annotations
 import marshmallow as ma
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import fields
+from marshmallow import fields, validate
 
 from workflow import operations as ops, queries
 from workflow.models import Case
@@ -27,12 +27,19 @@ class NotificationSchema(ma.Schema):
     created_at = HallDateTime()
     read_at = HallDateTime(allow_none=True)
     read_by = fields.String(allow_none=True)
+    reason = fields.String(allow_none=True, metadata={"description": "Why it happened, as a supervisor recorded it"})
+
+
+class ReadBody(ma.Schema):
+    reason = fields.String(validate=validate.Length(max=500),
+                           metadata={"description": "Optional: why the breach happened (shown in the reports); "
+                                                    "replaces an earlier reason"})
 
 
 def _dump(notification, case_no: str) -> dict:
     return dict(id=notification.id, case_no=case_no, subject=notification.subject, kind=notification.kind,
                 message=notification.message, created_at=notification.created_at, read_at=notification.read_at,
-                read_by=notification.read_by)
+                read_by=notification.read_by, reason=notification.reason)
 
 
 @blp.route("")
@@ -45,9 +52,10 @@ class Notifications(MethodView):
 
 
 @blp.route("/<int:notification_id>/read", methods=["POST"])
+@blp.arguments(ReadBody, required=False)
 @blp.response(200, NotificationSchema)
-def read(notification_id):
-    """Mark a notification read (a supervisor of its department, or an admin)."""
+def read(body, notification_id):
+    """Mark a notification read, optionally saying why it happened (a supervisor of its department, or an admin)."""
     db = session()
-    notification = ops.mark_read(db, notification_id, current_actor())
+    notification = ops.mark_read(db, notification_id, current_actor(), reason=body.get("reason"))
     return _dump(notification, db.get(Case, notification.case_id).case_no)

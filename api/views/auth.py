@@ -23,7 +23,7 @@ from ..extensions import login_manager
 
 bp = Blueprint("auth", __name__)
 
-HOMES = {Role.clerk: "staff.queue", Role.supervisor: "staff.board", Role.admin: "staff.dashboard"}
+HOMES = {Role.clerk: "staff.queue", Role.supervisor: "staff.board", Role.admin: "dashboard.show"}
 
 # The engine's refusals, as the page says them (an unknown name and a wrong password read the same).
 REFUSALS = {

@@ -16,7 +16,7 @@ from flask_login import current_user, login_required
 from werkzeug.datastructures import MultiDict
 
 from pdf import render
-from workflow import errors as wf, operations as ops, queries, receipts
+from workflow import audit, errors as wf, operations as ops, queries, receipts
 from workflow.actors import Actor
 from workflow.applications import masked
 from workflow.calendar import HALL_TZ
@@ -214,11 +214,30 @@ def _render_case(case_no: str, *, status: int = 200, alert=None, failed: str | N
     return render_template(
         "cases/case.html", case=case, application=masked(case.application), timing=measured, steps=steps,
         departments=departments, case_actions=case_actions(case, actor), events=queries.case_events(db, case),
-        step_titles={s.key: definition.step(s.key).title[lang] for s in case.steps}, chart=timeline(
-            case, definition, lang, now), hall_tz=HALL_TZ, case_states=CASE_STATES, step_states=STEP_STATES,
+        step_titles={s.key: definition.step(s.key).title[lang] for s in case.steps}, chain=_chain(case),
+        chart=timeline(case, definition, lang, now), hall_tz=HALL_TZ, case_states=CASE_STATES, step_states=STEP_STATES,
         sla_statuses=SLA_STATUSES, actions=ACTIONS, choice_labels=CHOICE_LABELS, alert=alert, failed=failed,
         errors=errors or {}, typed=typed or MultiDict(), slip=case.state in receipts.SLIP_STATES,
         receipt=case.state in receipts.RECEIPT_STATES, live_every=current_app.config["LIVE_REFRESH_SECONDS"]), status
+
+
+# Why a chain is broken, in the page's language (``workflow.audit.verify`` says it in English).
+CHAIN_REASONS = {
+    "expected event": _l("An event is missing or out of order."),
+    "does not link": _l("It does not link to the event before it."),
+    "content does not match": _l("Its content was changed after it was recorded."),
+    "the chain ends": _l("The last events of the chain are missing."),
+}
+
+
+def _chain(case: Case) -> dict:
+    """Whether the case's hash chain verifies; if not, the first broken event and why."""
+    broken = audit.verify(session(), case_id=case.id)
+    if not broken:
+        return {"verified": True}
+    link = broken[0]
+    reason = next((text for start, text in CHAIN_REASONS.items() if link.reason.startswith(start)), link.reason)
+    return {"verified": False, "seq": link.seq, "reason": reason, "detail": link.reason}
 
 
 @bp.get("/<case_no>")

@@ -1,4 +1,4 @@
-"""The staff homes: a department's work queue, the overdue board, the dashboard.
+"""The staff homes: a department's work queue and the overdue board (the dashboard is ``dashboard.py``).
 
 The board also carries what supervisors and admins answer: warning and breach notifications, and
 the follow-ups that an applicant's rating of 1 or 2 opens (closed here with a reply). Every list is
@@ -220,11 +220,3 @@ def close_follow_up(follow_up_id):
         return _board(409, alert=_l("Someone else closed this follow-up first; it is no longer on the board."))
     flash(_l("The follow-up was closed with your reply."), "success")
     return redirect(url_for(".board"), 303)
-
-
-@bp.get("/dashboard")
-@roles(Role.admin)
-def dashboard():
-    """How many cases are in each state."""
-    counts = queries.case_counts(session())
-    return _render("staff/dashboard.html", [], counts=counts, total=sum(counts.values()))

@@ -69,7 +69,7 @@ def _demo(factory, username: str):
 
 # (user, path or None for the home page, image name); each taken in Chinese and in English at 1280 px.
 PAGES = [("window1", None, "home-window"), ("tax1", None, "home-tax"), ("market_sup", None, "board-market"),
-         ("admin", None, "dashboard"), ("tax1", "case", "case")]
+         ("tax1", "case", "case")]
 
 
 def _shoot(browser, live_server, user: str, path: str | None, lang: str, width: int, image: str) -> None:

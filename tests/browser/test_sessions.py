@@ -76,8 +76,8 @@ def test_next_never_leaves_the_site(client, factory, target):
 ACCESS = {  # (role, department) → pages it may open; every other staff page answers 403
     ("clerk", "taxation"): {"/queue"},
     ("clerk", "service_window"): {"/queue"},
-    ("supervisor", "taxation"): {"/queue", "/board"},
-    ("supervisor", "service_window"): {"/queue", "/board"},
+    ("supervisor", "taxation"): {"/queue", "/board", "/dashboard"},
+    ("supervisor", "service_window"): {"/queue", "/board", "/dashboard"},
     ("admin", None): {"/board", "/dashboard"},
 }
 

@@ -1,13 +1,14 @@
 """Every model, imported here so that ``Base.metadata`` (and Alembic) sees the whole schema."""
+from .admin_event import AdminEvent
 from .case import Case, CaseCounter, Step
 from .definition import ProcessDefinition
 from .event import Event
 from .idempotency import IdempotentResponse
 from .rating import FollowUp, Rating
-from .timing import CalendarDay, Notification, Suspension, Timer
+from .timing import CalendarDay, CalendarYear, Notification, Suspension, Timer
 from .user import ApiToken, User
 
 __all__ = [
-    "ApiToken", "CalendarDay", "Case", "CaseCounter", "Event", "FollowUp", "IdempotentResponse", "Notification",
-    "ProcessDefinition", "Rating", "Step", "Suspension", "Timer", "User",
+    "AdminEvent", "ApiToken", "CalendarDay", "CalendarYear", "Case", "CaseCounter", "Event", "FollowUp",
+    "IdempotentResponse", "Notification", "ProcessDefinition", "Rating", "Step", "Suspension", "Timer", "User",
 ]

@@ -27,6 +27,16 @@ class CalendarDay(Base):
     updated_by: Mapped[str] = mapped_column(String(64), default="system")
 
 
+class CalendarYear(Base):
+    """A year whose State Council schedule an admin imported: its unlisted days are confirmed too."""
+
+    __tablename__ = "calendar_years"
+
+    year: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    confirmed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    confirmed_by: Mapped[str] = mapped_column(String(64))
+
+
 class Suspension(Base):
     """An interval during which the case's clock stood still (waiting on the applicant)."""
 
@@ -78,3 +88,5 @@ class Notification(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     read_by: Mapped[str | None] = mapped_column(String(64))
+    # Why it happened, as the acknowledging supervisor recorded it (reports list breaches with it).
+    reason: Mapped[str | None] = mapped_column(String(500))

@@ -17,7 +17,11 @@ def set_calendar_days(session: Session, actor: Actor, rows: list[dict]) -> tuple
 
 
 def import_calendar_csv(session: Session, actor: Actor, text: str) -> tuple[int, int]:
-    """Parse ``date,kind,name`` lines (all or nothing) and save them as ``set_calendar_days`` does."""
+    """Import a State Council schedule: ``date,kind,name`` lines (all or nothing), saved as
+    ``set_calendar_days`` does. The years it covers become confirmed: the notice lists only the
+    holidays and adjusted working days, so every other weekday of those years is a working day."""
     if actor.role is not Role.admin:
         raise Forbidden("only admins maintain the calendar")
-    return set_calendar_days(session, actor, calendar_days.parse_csv(text))
+    rows = calendar_days.parse_csv(text)
+    calendar_days.confirm_years(session, {row["day"].year for row in rows}, by=actor.username)
+    return set_calendar_days(session, actor, rows)

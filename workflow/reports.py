@@ -1,0 +1,360 @@
+"""Reports for supervisors and admins: elapsed working time, daily counts, breaches and ratings.
+
+Every figure is computed by the database (GROUP BY, percentiles, histograms): a year of a busy hall
+is millions of step rows, and none of them is loaded into Python. What comes back is a few rows per
+group.
+
+- **Elapsed minutes** are the working minutes fixed on a step when it is done and on a case when it
+  becomes ready (``elapsed_minutes``, suspensions cut out); rows finished before that column existed
+  have NULL and are left out.
+- **Percentiles** are PostgreSQL's ``percentile_cont``: the value at position p·(n−1) of the sorted
+  values, interpolated linearly between its two neighbours. PostgreSQL computes it itself; on SQLite
+  the same interpolation is done in SQL with window functions (each row's rank and its group's size,
+  then the two neighbours picked out in an aggregate), with the same floating-point operations, so
+  both databases give the same figures.
+- **Targets** come from the published process definitions: a case keeps the version it was accepted
+  under, so the target is a SQL ``CASE`` over (definition, version, step) with bound parameters.
+  When every published version agrees on a step's target (the usual case) the ``CASE`` needs only
+  the step's key and the report does not join the cases at all.
+- **Days** are the hall's dates (Asia/Shanghai). Periods are turned into UTC bounds, so the filters
+  use the indexes on the stored UTC times; the grouping by hall date adds 8 hours (Asia/Shanghai has
+  kept UTC+8 without daylight saving since 1991, as ``calendar.py`` relies on too).
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+
+from sqlalchemy import Date, Integer, and_, case, cast, func, literal, null, or_, select
+from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.elements import ColumnElement
+
+from .actors import SERVICE_WINDOW
+from .calendar import HALL_TZ
+from .clock import utcnow
+from .definitions import Definition, store
+from .errors import Invalid
+from .machines.case import CaseState
+from .machines.step import OPEN_STATES, StepState
+from .models import Case, Event, FollowUp, Notification, Rating, Step, User
+
+GROUPS = ("step", "department", "clerk", "day")
+RUNNING_STATES = (CaseState.in_progress, CaseState.suspended)
+CASE_SUBJECT = "case"  # a timer's and notification's subject for the whole case
+SCORES = (1, 2, 3, 4, 5)
+LOW_SCORE = 2  # 1 and 2 are poor ratings (差评); each opens a follow-up
+
+# SQLite's date() reads fractional seconds as milliseconds and rounds: 15:59:59.999999 UTC would land
+# on the next hall day. The stored text is cut to whole seconds first ("YYYY-MM-DD HH:MM:SS").
+_SQLITE_HALL_OFFSET = "+8 hours"
+
+
+@dataclass(frozen=True)
+class Figures:
+    """One row of the elapsed report."""
+
+    group: str  # step key, department key, clerk's username, or the hall date "2026-11-23"
+    count: int
+    median_minutes: float | None
+    p90_minutes: float | None
+    max_minutes: float | None
+    within_target_pct: float | None  # 0–100, one decimal; None when no target is known
+
+
+@dataclass(frozen=True)
+class DayCount:
+    day: date
+    opened: int  # cases accepted that hall day
+    completed: int  # cases that became ready that hall day
+
+
+@dataclass(frozen=True)
+class Bucket:
+    lower: int  # minutes, inclusive
+    upper: int  # minutes, exclusive
+    count: int
+
+
+@dataclass(frozen=True)
+class Breach:
+    at: datetime
+    case_no: str
+    subject: str  # "case" or a step key
+    department: str  # the step's department; the service window for the whole case
+    clerk: str | None  # the step's assignee (username)
+    target_minutes: int | None
+    used_minutes: float | None  # when the breach was recorded
+    reason: str | None  # why, as a supervisor recorded it when acknowledging the notification
+    acknowledged_by: str | None
+
+
+@dataclass(frozen=True)
+class RatingSummary:
+    count: int
+    average: float | None  # two decimals
+    by_score: dict[int, int]  # every score 1–5, zero when none
+    low: int  # scores 1 and 2
+    follow_ups_open: int  # open now, whenever they were opened
+    follow_ups_overdue: int  # open and past their due time at ``now``
+
+
+# --- periods and hall dates ---------------------------------------------------------------------
+
+
+def _utc_bounds(start: date, end: date) -> tuple[datetime, datetime]:
+    """The UTC instants [from, to) covering the hall dates ``start`` to ``end`` inclusive."""
+    if start > end:
+        raise Invalid({"from": ["must not be after to"]})
+    lower = datetime.combine(start, time.min, HALL_TZ).astimezone(timezone.utc)
+    upper = datetime.combine(end + timedelta(days=1), time.min, HALL_TZ).astimezone(timezone.utc)
+    return lower, upper
+
+
+def _is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _hall_date(session: Session, column) -> ColumnElement:
+    """The hall date of a UTC timestamp column, as SQL (a DATE on PostgreSQL, ISO text on SQLite)."""
+    if _is_postgres(session):
+        return cast(func.timezone(HALL_TZ.key, column), Date)
+    return func.date(func.substr(column, 1, 19), _SQLITE_HALL_OFFSET)
+
+
+def _as_date(value) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(value)
+
+
+# --- targets from the published definitions -----------------------------------------------------
+
+
+def _published(session: Session) -> list[Definition]:
+    return [store.get(session, row.name, row.version) for row in store.published(session)]
+
+
+# Typed, so PostgreSQL can compare it with the minutes when nothing is published yet.
+_NO_TARGET = cast(null(), Integer)
+
+
+def _step_target(definitions: list[Definition]) -> tuple[ColumnElement, bool]:
+    """A step's target in SQL, and whether the expression reads the case's definition columns."""
+    by_key: dict[str, dict[tuple[str, int], int]] = defaultdict(dict)
+    for definition in definitions:
+        for step in definition.steps:
+            by_key[step.key][(definition.name, definition.version)] = step.target_minutes
+    whens, needs_case = [], False
+    for key, targets in sorted(by_key.items()):
+        if len(set(targets.values())) == 1:
+            whens.append((Step.key == key, next(iter(targets.values()))))
+            continue
+        needs_case = True
+        for (name, version), minutes in sorted(targets.items()):
+            whens.append((and_(Step.key == key, Case.definition_name == name, Case.definition_version == version),
+                          minutes))
+    return (case(*whens) if whens else _NO_TARGET), needs_case
+
+
+def _case_target(definitions: list[Definition]) -> ColumnElement:
+    targets = {(d.name, d.version): d.case_target_minutes for d in definitions}
+    if not targets:
+        return _NO_TARGET
+    if len(set(targets.values())) == 1:
+        return literal(next(iter(targets.values())), Integer)
+    return case(*((and_(Case.definition_name == name, Case.definition_version == version), minutes)
+                  for (name, version), minutes in sorted(targets.items())))
+
+
+# --- the elapsed report ---------------------------------------------------------------------------
+
+
+def elapsed(session: Session, *, start: date, end: date, group_by: str,
+            department: str | None = None) -> list[Figures]:
+    """Count, median, 90th percentile, maximum and share within target of elapsed working minutes.
+
+    ``start`` and ``end`` are inclusive hall dates. Grouped by ``step``, ``department`` or ``clerk``
+    (who held the step when it was done): the steps done in the period, each against its own target;
+    ``department`` limits these to that department's steps. Grouped by ``day``: the cases that became
+    ready in the period, by the hall date they did, against the case target. Only groups with at
+    least one row are listed, sorted by group.
+    """
+    if group_by not in GROUPS:
+        raise Invalid({"group_by": [f"must be one of {', '.join(GROUPS)}"]})
+    lower, upper = _utc_bounds(start, end)
+    definitions = _published(session)
+    if group_by == "day":
+        rows = (select(_hall_date(session, Case.ready_at).label("grp"), Case.elapsed_minutes.label("minutes"),
+                       _case_target(definitions).label("target"))
+                .where(Case.ready_at >= lower, Case.ready_at < upper, Case.elapsed_minutes.is_not(None)))
+    else:
+        target, needs_case = _step_target(definitions)
+        group = {"step": Step.key, "department": Step.department, "clerk": User.username}[group_by]
+        rows = (select(group.label("grp"), Step.elapsed_minutes.label("minutes"), target.label("target"))
+                .select_from(Step))
+        if needs_case:
+            rows = rows.join(Case, Case.id == Step.case_id)
+        if group_by == "clerk":
+            rows = rows.join(User, User.id == Step.assignee_id)
+        rows = rows.where(Step.done_at >= lower, Step.done_at < upper, Step.state == StepState.done,
+                          Step.elapsed_minutes.is_not(None))
+        if department is not None:
+            rows = rows.where(Step.department == department)
+    rows = rows.subquery("report_rows")
+    summary = (_percentiles_postgres if _is_postgres(session) else _percentiles_window)(rows)
+    figures = [
+        Figures(group=(_as_date(row.grp).isoformat() if group_by == "day" else row.grp), count=row.count,
+                median_minutes=row.median, p90_minutes=row.p90, max_minutes=row.max,
+                within_target_pct=round(100 * row.within / row.targeted, 1) if row.targeted else None)
+        for row in session.execute(summary)
+    ]
+    return sorted(figures, key=lambda f: f.group)
+
+
+def _within_columns(rows):
+    return (func.sum(case((rows.c.minutes <= rows.c.target, 1), else_=0)).label("within"),
+            func.count(rows.c.target).label("targeted"))
+
+
+def _percentiles_postgres(rows):
+    return select(rows.c.grp, func.count().label("count"),
+                  func.percentile_cont(0.5).within_group(rows.c.minutes).label("median"),
+                  func.percentile_cont(0.9).within_group(rows.c.minutes).label("p90"),
+                  func.max(rows.c.minutes).label("max"), *_within_columns(rows)).group_by(rows.c.grp)
+
+
+def _percentiles_window(rows):
+    """``percentile_cont`` in portable SQL: rank rows per group, pick the neighbours, interpolate.
+
+    For a fraction p of n sorted values the position is p·(n−1); the result is
+    ``lo + (hi − lo) · (position − floor(position))`` with lo and hi the values at the floor and the
+    ceiling of the position — PostgreSQL's own formula (``float8_lerp``), so the results agree.
+    """
+    ranked = select(rows.c.grp, rows.c.minutes, rows.c.target,
+                    (func.row_number().over(partition_by=rows.c.grp, order_by=rows.c.minutes) - 1).label("rank"),
+                    func.count().over(partition_by=rows.c.grp).label("n")).subquery("ranked")
+    columns = []
+    for name, fraction in (("median", 0.5), ("p90", 0.9)):
+        position = literal(fraction) * (ranked.c.n - 1)
+        floor = cast(position, Integer)  # positions are never negative: truncation is the floor
+        ceiling = floor + case((position > floor, 1), else_=0)
+        columns += [func.max(case((ranked.c.rank == floor, ranked.c.minutes))).label(f"{name}_lo"),
+                    func.max(case((ranked.c.rank == ceiling, ranked.c.minutes))).label(f"{name}_hi"),
+                    func.max(position - floor).label(f"{name}_fraction")]
+    grouped = select(ranked.c.grp, func.count().label("count"), func.max(ranked.c.minutes).label("max"),
+                     *_within_columns(ranked), *columns).group_by(ranked.c.grp).subquery("grouped")
+
+    def interpolated(name):
+        lo, hi, fraction = (grouped.c[f"{name}_{part}"] for part in ("lo", "hi", "fraction"))
+        return (lo + (hi - lo) * fraction).label(name)
+
+    return select(grouped.c.grp, grouped.c.count, interpolated("median"), interpolated("p90"), grouped.c.max,
+                  grouped.c.within, grouped.c.targeted)
+
+
+# --- daily counts and the distribution ------------------------------------------------------------
+
+
+def daily_counts(session: Session, *, start: date, end: date) -> list[DayCount]:
+    """Cases accepted and cases become ready per hall day; one row per day of the range, zeros included."""
+    lower, upper = _utc_bounds(start, end)
+    counted = {}
+    for name, column in (("opened", Case.accepted_at), ("completed", Case.ready_at)):
+        day = _hall_date(session, column).label("day")
+        query = select(day, func.count()).where(column >= lower, column < upper).group_by(day)
+        counted[name] = {_as_date(value): count for value, count in session.execute(query)}
+    days = (start + timedelta(days=i) for i in range((end - start).days + 1))
+    return [DayCount(day=d, opened=counted["opened"].get(d, 0), completed=counted["completed"].get(d, 0))
+            for d in days]
+
+
+def distribution(session: Session, *, start: date, end: date, width: int = 30) -> list[Bucket]:
+    """A histogram of the elapsed working minutes of the cases become ready in the period.
+
+    Buckets are ``[lower, upper)`` of ``width`` minutes from 0 to the one holding the maximum, empty
+    ones included; none at all when no case became ready.
+    """
+    if not isinstance(width, int) or width < 1:
+        raise Invalid({"width": ["must be a whole number of minutes, at least 1"]})
+    lower, upper = _utc_bounds(start, end)
+    ratio = Case.elapsed_minutes / width
+    # CAST truncates on SQLite (the floor, as minutes are never negative) but rounds on PostgreSQL.
+    index = (func.floor(ratio) if _is_postgres(session) else cast(ratio, Integer)).label("bucket")
+    counts = {int(bucket): count for bucket, count in session.execute(
+        select(index, func.count()).where(Case.ready_at >= lower, Case.ready_at < upper,
+                                          Case.elapsed_minutes.is_not(None)).group_by(index))}
+    if not counts:
+        return []
+    return [Bucket(lower=i * width, upper=(i + 1) * width, count=counts.get(i, 0)) for i in range(max(counts) + 1)]
+
+
+# --- breaches -------------------------------------------------------------------------------------
+
+
+def _breach_query():
+    """sla_breach events with their case, step, holder and acknowledging notification."""
+    department = case((Event.step.is_(None), literal(SERVICE_WINDOW)), else_=Step.department)
+    notice = aliased(Notification)
+    query = (select(Event.at, Event.payload, Event.step, Case.case_no, department.label("department"),
+                    User.username, notice.reason, notice.read_by)
+             .join(Case, Case.id == Event.case_id)
+             .outerjoin(Step, and_(Step.case_id == Event.case_id, Step.key == Event.step))
+             .outerjoin(User, User.id == Step.assignee_id)
+             .outerjoin(notice, and_(notice.case_id == Event.case_id, notice.kind == "sla_breach",
+                                     notice.subject == func.coalesce(Event.step, CASE_SUBJECT)))
+             .where(Event.action == "sla_breach"))
+    return query, department
+
+
+def _breach(row) -> Breach:
+    payload = row.payload or {}
+    used = payload.get("used_minutes")
+    return Breach(at=row.at, case_no=row.case_no, subject=row.step or CASE_SUBJECT, department=row.department,
+                  clerk=row.username, target_minutes=payload.get("target_minutes"),
+                  used_minutes=float(used) if used is not None else None, reason=row.reason,
+                  acknowledged_by=row.read_by)
+
+
+def breaches(session: Session, *, start: date, end: date, department: str | None = None) -> list[Breach]:
+    """The breaches recorded in the period (hall dates, inclusive), newest first, with their reasons."""
+    lower, upper = _utc_bounds(start, end)
+    query, owner = _breach_query()
+    query = query.where(Event.at >= lower, Event.at < upper).order_by(Event.at.desc(), Event.id.desc())
+    if department is not None:
+        query = query.where(owner == department)
+    return [_breach(row) for row in session.execute(query)]
+
+
+def open_breaches(session: Session, *, department: str | None = None, limit: int = 100) -> list[Breach]:
+    """Breaches still open: of running cases, on a step not yet done (or the case itself).
+
+    Longest-breached first (what needs attention most); ``used_minutes`` is what the timer saw when it
+    fired, not now.
+    """
+    query, owner = _breach_query()
+    query = (query.where(Case.state.in_(RUNNING_STATES),
+                         or_(Event.step.is_(None), Step.state.in_(OPEN_STATES)))
+             .order_by(Event.at, Event.id).limit(limit))
+    if department is not None:
+        query = query.where(owner == department)
+    return [_breach(row) for row in session.execute(query)]
+
+
+# --- ratings --------------------------------------------------------------------------------------
+
+
+def ratings(session: Session, *, start: date, end: date, now: datetime | None = None) -> RatingSummary:
+    """The applicants' ratings given in the period, and the follow-ups open (and overdue) at ``now``."""
+    lower, upper = _utc_bounds(start, end)
+    now = now or utcnow()
+    by_score = dict.fromkeys(SCORES, 0)
+    by_score.update(session.execute(
+        select(Rating.score, func.count()).where(Rating.created_at >= lower, Rating.created_at < upper)
+        .group_by(Rating.score)).all())
+    count = sum(by_score.values())
+    total = sum(score * n for score, n in by_score.items())
+    open_, overdue = session.execute(
+        select(func.count(), func.coalesce(func.sum(case((FollowUp.due_at < now, 1), else_=0)), 0))
+        .where(FollowUp.closed_at.is_(None))).one()
+    return RatingSummary(count=count, average=round(total / count, 2) if count else None, by_score=by_score,
+                         low=sum(n for score, n in by_score.items() if score <= LOW_SCORE),
+                         follow_ups_open=open_, follow_ups_overdue=overdue)
