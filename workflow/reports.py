@@ -26,7 +26,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 
-from sqlalchemy import Date, Integer, and_, case, cast, func, literal, null, or_, select
+from sqlalchemy import Date, Float, Integer, and_, case, cast, func, literal, null, or_, select
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -276,7 +276,8 @@ def distribution(session: Session, *, start: date, end: date, width: int = 30) -
     if not isinstance(width, int) or width < 1:
         raise Invalid({"width": ["must be a whole number of minutes, at least 1"]})
     lower, upper = _utc_bounds(start, end)
-    ratio = Case.elapsed_minutes / width
+    # Divided as doubles on both databases: an integer width would make PostgreSQL divide in NUMERIC.
+    ratio = Case.elapsed_minutes / literal(float(width), Float)
     # CAST truncates on SQLite (the floor, as minutes are never negative) but rounds on PostgreSQL.
     index = (func.floor(ratio) if _is_postgres(session) else cast(ratio, Integer)).label("bucket")
     counts = {int(bucket): count for bucket, count in session.execute(
