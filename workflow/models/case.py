@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, Enum, Float, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import Date, Enum, Float, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..clock import utcnow
@@ -21,7 +21,13 @@ def _state_enum(enum_class, name):
 
 class Case(Base):
     __tablename__ = "cases"
-    __table_args__ = (Index("ix_cases_state_created", "state", "created_at"),)
+    __table_args__ = (
+        Index("ix_cases_state_created", "state", "created_at"),
+        # The reports by day, the daily counts and the histogram (INCLUDE: index-only on PostgreSQL).
+        Index("ix_cases_ready_at", "ready_at",
+              postgresql_include=["elapsed_minutes", "definition_name", "definition_version"]),
+        Index("ix_cases_accepted_at", "accepted_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_no: Mapped[str] = mapped_column(String(20), unique=True)
@@ -81,7 +87,12 @@ class Step(Base):
     __table_args__ = (
         UniqueConstraint("case_id", "key"),
         Index("ix_steps_department_state", "department", "state"),
-        Index("ix_steps_key_done_at", "key", "done_at"),  # recent durations per step, for estimates
+        # Recent durations per step (the applicant's estimate) and the per-step report.
+        Index("ix_steps_key_done_at", "key", "done_at", postgresql_include=["elapsed_minutes", "state", "department"]),
+        # A period's finished steps for the department and clerk reports.
+        Index("ix_steps_done_at_elapsed", "done_at",
+              postgresql_include=["key", "department", "assignee_id", "state", "elapsed_minutes"],
+              postgresql_where=text("elapsed_minutes IS NOT NULL"), sqlite_where=text("elapsed_minutes IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
