@@ -30,11 +30,11 @@ from sqlalchemy import Date, Float, Integer, and_, case, cast, func, literal, nu
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
-from .actors import SERVICE_WINDOW
+from .actors import SERVICE_WINDOW, Actor, Role
 from .calendar import HALL_TZ
 from .clock import utcnow
 from .definitions import Definition, store
-from .errors import Invalid
+from .errors import Forbidden, Invalid
 from .machines.case import CaseState
 from .machines.step import OPEN_STATES, StepState
 from .models import Case, Event, FollowUp, Notification, Rating, Step, User
@@ -42,6 +42,16 @@ from .models import Case, Event, FollowUp, Notification, Rating, Step, User
 GROUPS = ("step", "department", "clerk", "day")
 RUNNING_STATES = (CaseState.in_progress, CaseState.suspended)
 CASE_SUBJECT = "case"  # a timer's and notification's subject for the whole case
+
+
+def scope(actor: Actor) -> str | None:
+    """Whose steps and breaches ``actor``'s figures cover: every department (None) for an admin, their
+    own for a supervisor. Clerks get no reports. (Case figures are the whole hall's for both.)"""
+    if actor.role is Role.admin:
+        return None
+    if actor.role is Role.supervisor:
+        return actor.department
+    raise Forbidden("reports are for supervisors and admins")
 SCORES = (1, 2, 3, 4, 5)
 LOW_SCORE = 2  # 1 and 2 are poor ratings (差评); each opens a follow-up
 

@@ -28,7 +28,7 @@ from workflow.errors import DefinitionError, IllegalAction, Invalid
 from workflow.operations.calendar import import_calendar_csv, set_calendar_days
 
 from ..database import session
-from . import page_lang
+from . import messages, page_lang
 from .staff import roles
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -75,17 +75,11 @@ NOTHING_SAVED = _l("Nothing was saved: correct the fields marked below.")
 
 def say(message: str) -> str:
     """An engine message in the page's language (unknown ones as they are)."""
-    if message in MESSAGES:
-        return str(MESSAGES[message])
-    for pattern, text in PATTERNS:
-        match = pattern.fullmatch(message)
-        if match:
-            return text % match.groupdict()
-    return message
+    return messages.say(message, MESSAGES, PATTERNS)
 
 
 def _said(errors: dict[str, list[str]]) -> dict[str, list[str]]:
-    return {field: [say(m) for m in messages] for field, messages in errors.items()}
+    return messages.said(errors, MESSAGES, PATTERNS)
 
 
 def _today() -> date:
@@ -335,8 +329,8 @@ def import_calendar():
             written, rearmed = import_calendar_csv(session(), current_user.as_actor(), text)
         except Invalid as error:
             session().rollback()
-            lines = [(_("Line %(num)s", num=key.removeprefix("line ")), [say(m) for m in messages])
-                     for key, messages in error.errors.items()]
+            lines = [(_("Line %(num)s", num=key.removeprefix("line ")), [say(m) for m in said])
+                     for key, said in error.errors.items()]
             return _calendar_page(year, 422, failed="import", lines=lines,
                                   alert=_l("Nothing was imported: the file has bad lines. Correct them and import "
                                            "the whole file again."))

@@ -32,7 +32,7 @@ from workflow.timers import CASE, clocks, timing
 from ..database import session
 from ..errors import STATUS
 from ..rest.documents import hall, pdf_response, track_url, verify_url
-from . import page_lang
+from . import messages, page_lang
 from .staff import CASE_STATES, SLA_STATUSES
 
 bp = Blueprint("case_pages", __name__, url_prefix="/cases")
@@ -254,11 +254,6 @@ def _version() -> int:
         raise wf.PreconditionFailed("the form did not say which version of the case it showed") from None
 
 
-def _field_errors(errors: dict) -> dict:
-    return {field: [FIELD_MESSAGES.get(m, m) for m in (messages if isinstance(messages, list) else [messages])]
-            for field, messages in errors.items()}
-
-
 def _act(case_no: str, action: str, run, form_key: str):
     """Run one engine operation for the signed-in user; PRG on success, the page again on a refusal."""
     try:
@@ -269,7 +264,7 @@ def _act(case_no: str, action: str, run, form_key: str):
     except wf.Invalid as error:
         session().rollback()
         return _render_case(case_no, status=422, alert=INVALID, failed=form_key,
-                            errors=_field_errors(error.errors), typed=request.form)
+                            errors=messages.said(error.errors, FIELD_MESSAGES), typed=request.form)
     flash(DONE[action], "success")
     return redirect(url_for(".show", case_no=case_no), 303)
 

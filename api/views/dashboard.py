@@ -313,8 +313,7 @@ SECTIONS: dict[str, Callable[[Period, str | None, Names], Section]] = {
 
 
 def _scope() -> str | None:
-    """The department whose steps the user sees: their own for a supervisor, every one (None) for an admin."""
-    return None if current_user.role is Role.admin else current_user.user.department
+    return reports.scope(current_user.as_actor())
 
 
 # ---------------------------------------------------------------- views

@@ -18,7 +18,7 @@ from workflow.clock import utcnow
 
 from .. import limits
 from ..database import session
-from . import page_lang
+from . import messages, page_lang
 
 bp = Blueprint("public", __name__)
 
@@ -155,8 +155,7 @@ def rate():
         tracking.rate(session(), case, _score(form.get("score", "")), form.get("comment"))
     except wf.Invalid as error:
         session().rollback()
-        errors = {field: [FIELD_MESSAGES.get(m, m) for m in messages] for field, messages in error.errors.items()}
-        return _show(case, status=422, alert=INVALID, errors=errors, typed=form)
+        return _show(case, status=422, alert=INVALID, errors=messages.said(error.errors, FIELD_MESSAGES), typed=form)
     except (wf.IllegalAction, wf.Conflict):
         session().rollback()
         return _show(case, status=409, alert=NOT_RATEABLE)

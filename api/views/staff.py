@@ -28,7 +28,7 @@ from workflow.sla import Sla
 from workflow.timers import with_timing
 
 from ..database import session
-from . import page_lang
+from . import messages, page_lang
 
 bp = Blueprint("staff", __name__)
 
@@ -213,8 +213,7 @@ def close_follow_up(follow_up_id):
         tracking.close_follow_up(session(), follow_up_id, current_user.as_actor(), request.form.get("reply", ""))
     except Invalid as error:
         session().rollback()
-        errors = {field: [REPLY_MESSAGES.get(m, m) for m in messages] for field, messages in error.errors.items()}
-        return _board(422, failed=follow_up_id, errors=errors, typed=request.form)
+        return _board(422, failed=follow_up_id, errors=messages.said(error.errors, REPLY_MESSAGES), typed=request.form)
     except Conflict:
         session().rollback()
         return _board(409, alert=_l("Someone else closed this follow-up first; it is no longer on the board."))

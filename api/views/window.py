@@ -27,7 +27,7 @@ from workflow.errors import Forbidden, Invalid
 from workflow.models import IdempotentResponse
 
 from ..database import session
-from . import page_lang
+from . import messages, page_lang
 from .staff import roles
 
 bp = Blueprint("window", __name__)
@@ -104,14 +104,8 @@ def say(message: str, path: str = "") -> str:
     """An engine message in the page's language (an unknown one in a general sentence, kept verbatim)."""
     if path == "shareholders" and message.startswith("Length must be"):
         return str(NO_SHAREHOLDERS)
-    known = MESSAGES.get(message)
-    if known is not None:
-        return str(known)
-    for pattern, text in PATTERNS:
-        match = pattern.fullmatch(message)
-        if match:
-            return text % match.groupdict()
-    return _("This value is not accepted: %(detail)s", detail=message)
+    return messages.say(message, MESSAGES, PATTERNS,
+                        unknown=lambda detail: _("This value is not accepted: %(detail)s", detail=detail))
 
 
 @dataclass
@@ -277,7 +271,7 @@ def _place(errors: dict[str, list[str]], rows: list[int]) -> dict[str, list[str]
     controls = {f"company.{n}" for n in COMPANY_FIELDS} | {f"legal_representative.{n}" for n in PERSON_FIELDS} \
         | {f"shareholders.{i}.{n}" for i in range(SHAREHOLDER_ROWS) for n in SHAREHOLDER_FIELDS} | {"channel"}
     placed: dict[str, list[str]] = {}
-    for path, messages in errors.items():
+    for path, found in errors.items():
         target = path
         match = SHAREHOLDER_PATH.fullmatch(path)
         if match and int(match.group(1)) < len(rows):
@@ -286,7 +280,7 @@ def _place(errors: dict[str, list[str]], rows: list[int]) -> dict[str, list[str]
             target = "wants"
         elif target not in controls and target != "shareholders":
             target = "_schema"
-        placed.setdefault(target, []).extend(say(str(m), path) for m in messages)
+        placed.setdefault(target, []).extend(say(str(m), path) for m in found)
     order = ["_schema"] + [f"company.{n}" for n in COMPANY_FIELDS] + [f"legal_representative.{n}" for n in PERSON_FIELDS] \
         + ["shareholders"] + [f"shareholders.{i}.{n}" for i in range(SHAREHOLDER_ROWS) for n in SHAREHOLDER_FIELDS] \
         + ["wants", "channel"]
