@@ -12,7 +12,11 @@ RUN_DEBS := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-noto-cjk
 # chromium for the browser tests (Playwright drives Debian's; `playwright install` would download one).
 TEST_DEBS := $(RUN_DEBS) postgresql chromium redis-server
 
-.PHONY: run test install install-test clean
+# `make bench`: wrk loads the HTTP benchmarks; SpiffWorkflow is the whole-case comparison (bench only).
+BENCH_DEBS := $(TEST_DEBS) wrk
+BENCH_SCRIPTS ?= engine whole_case clerk_http track_burst memory receipt sweep province
+
+.PHONY: run test install install-test bench clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +27,10 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 # The pages' Chinese catalogue, compiled from the hand-written .po (the .mo is not in git).
 translations/zh/LC_MESSAGES/messages.mo: translations/zh/LC_MESSAGES/messages.po $(VENV)/.installed
 	$(BIN)/pybabel compile -d translations
+
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $@
 
 install: $(VENV)/.installed translations/zh/LC_MESSAGES/messages.mo
 	bin/system-packages $(RUN_DEBS)
@@ -41,6 +49,14 @@ run: install
 test: install-test
 	$(BIN)/python -m pytest
 	bin/with-postgres $(BIN)/python -m pytest
+
+# Every figure of bench/ with its ceiling, on SQLite and a throwaway PostgreSQL, then bench/RESULTS.md.
+# About half an hour on 2 cores, most of it the province-scale data (BENCH_CASES, default 1 000 000).
+bench: install-test $(VENV)/.bench-installed
+	bin/system-packages $(BENCH_DEBS)
+	rm -rf bench/results
+	bin/with-postgres sh -c 'set -e; for s in $(BENCH_SCRIPTS); do echo "== bench/$$s.py"; $(BIN)/python bench/$$s.py; done'
+	$(BIN)/python bench/results.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .hypothesis
