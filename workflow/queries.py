@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import exists, func, or_, select
-from sqlalchemy.orm import Session, contains_eager
+from sqlalchemy.orm import Session, contains_eager, selectinload
 
 from .actors import SERVICE_WINDOW, Actor, Role
 from .machines.case import CaseState
@@ -79,7 +79,10 @@ PAGE_LIMIT = 200
 def open_steps(session: Session, departments: tuple[str, ...] | None = None,
                limit: int = PAGE_LIMIT) -> list[Step]:
     """The ready and claimed steps of these departments (all when None), with their cases loaded."""
-    query = (select(Step).join(Case, Case.id == Step.case_id).options(contains_eager(Step.case))
+    # The cases' own steps in one more query: timing a case reads all of them (selectin is not
+    # applied by itself to cases loaded through contains_eager, which made this one query per case).
+    query = (select(Step).join(Case, Case.id == Step.case_id)
+             .options(contains_eager(Step.case).selectinload(Case.steps))
              .where(Step.state.in_(OPEN_STATES))
              .order_by(Step.ready_at, Step.id).limit(limit))
     if departments is not None:
