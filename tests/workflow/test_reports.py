@@ -14,7 +14,8 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 from hypothesis import HealthCheck, given, settings, strategies as st
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from workflow import operations as ops, reports, timers, tracking
 from workflow.actors import Role
@@ -22,7 +23,8 @@ from workflow.definitions import packaged, store
 from workflow.errors import Invalid
 from workflow.machines.case import CaseState
 from workflow.machines.step import StepState
-from workflow.models import Case, Notification, Step, User
+from workflow.db import make_sessionmaker
+from workflow.models import Case, ElapsedRollup, Notification, RolledDay, Step, User
 
 from ..factories import outputs_for
 
@@ -188,11 +190,13 @@ def test_every_figure_matches_a_brute_force_computation(session, versions):
 
     @EXAMPLES
     @given(generated=generated_cases(versions), period=periods, department=st.sampled_from((None, *DEPARTMENTS)),
-           width=st.sampled_from([1, 7, 30, 45]))
-    def check(generated, period, department, width):
+           width=st.sampled_from([1, 7, 30, 45]), rolled_until=st.one_of(st.none(), st.integers(-1, 11)))
+    def check(generated, period, department, width, rolled_until):
         start, end = period
         try:
             flat = insert_cases(session, world, generated)
+            if rolled_until is not None:  # the days before it read through the roll-up, the others not
+                reports.roll_up(session, now=datetime.combine(BASE + timedelta(days=rolled_until), time(12), CST))
             for group_by in reports.GROUPS:
                 limit = None if group_by == "day" else department
                 got = reports.elapsed(session, start=start, end=end, group_by=group_by, department=limit)
@@ -478,3 +482,36 @@ def test_ratings_are_summed_by_score_with_the_follow_ups_open_and_overdue(sessio
     assert (closed.follow_ups_open, closed.follow_ups_overdue) == (1, 1)
     nothing = reports.ratings(session, start=date(2026, 1, 1), end=date(2026, 1, 2), now=later)
     assert (nothing.count, nothing.average, nothing.by_score) == (0, None, dict.fromkeys(range(1, 6), 0))
+
+
+# --- the daily roll-up ----------------------------------------------------------------------------
+
+
+def test_roll_up_counts_each_finished_day_once_and_never_today(session, world):
+    generated = [case_with(tax=(at(2026, 11, 20, 10), 30.0)), case_with(tax=(at(2026, 11, 23, 9, 30), 50.0)),
+                 case_with(tax=(at(2026, 11, 23, 23, 59), 70.0)), case_with(tax=(at(2026, 11, 24, 0, 30), 40.0))]
+    insert_cases(session, world, generated)
+    # 00:30 on the 24th: the 23rd has been over for only half an hour, a late commit may still come.
+    assert reports.roll_up(session, now=at(2026, 11, 24, 0, 30)) == 3  # the 20th, 21st and 22nd
+    assert reports.roll_up(session, now=at(2026, 11, 24, 0, 59)) == 0
+    assert reports.roll_up(session, now=at(2026, 11, 24, 1, 0)) == 1  # the 23rd, both of its steps
+    rows = session.execute(select(ElapsedRollup.day, ElapsedRollup.minute, ElapsedRollup.count)
+                           .order_by(ElapsedRollup.day, ElapsedRollup.minute)).all()
+    assert rows == [(date(2026, 11, 20), 30, 1), (date(2026, 11, 23), 50, 1), (date(2026, 11, 23), 70, 1)]
+    assert reports.roll_up(session, now=at(2026, 11, 30, 12)) == 6
+    # The 24th's step now comes from the roll-up, today's from the steps: the report is the same.
+    week = reports.elapsed(session, start=date(2026, 11, 20), end=date(2026, 11, 30), group_by="clerk")
+    assert [(f.count, f.median_minutes, f.max_minutes) for f in week] == [(4, 45.0, 70.0)]
+
+
+def test_two_workers_rolling_at_once_collide_instead_of_counting_twice(engine, session, world):
+    insert_cases(session, world, [case_with(seal=(at(2026, 11, 20, 10), 30.0))])
+    session.commit()
+    with make_sessionmaker(engine)() as first, make_sessionmaker(engine)() as second:
+        assert reports.roll_up(first, now=at(2026, 11, 23, 12)) == 3
+        first.commit()
+        # The second read "nothing rolled" before the first committed: its days collide.
+        second.add(RolledDay(day=date(2026, 11, 20), rolled_at=at(2026, 11, 23, 12)))
+        with pytest.raises(IntegrityError):
+            second.flush()
+    assert session.scalar(select(func.sum(ElapsedRollup.count))) == 1

@@ -5,10 +5,12 @@ from .definition import ProcessDefinition
 from .event import Event
 from .idempotency import IdempotentResponse
 from .rating import FollowUp, Rating
+from .report import ElapsedRollup, RolledDay
 from .timing import CalendarDay, CalendarYear, Notification, Suspension, Timer
 from .user import ApiToken, User
 
 __all__ = [
-    "AdminEvent", "ApiToken", "CalendarDay", "CalendarYear", "Case", "CaseCounter", "Event", "FollowUp",
-    "IdempotentResponse", "Notification", "ProcessDefinition", "Rating", "Step", "Suspension", "Timer", "User",
+    "AdminEvent", "ApiToken", "CalendarDay", "CalendarYear", "Case", "CaseCounter", "ElapsedRollup", "Event",
+    "FollowUp", "IdempotentResponse", "Notification", "ProcessDefinition", "Rating", "RolledDay", "Step", "Suspension",
+    "Timer", "User",
 ]
