@@ -1,7 +1,9 @@
 """Read-side queries shared by the API and the pages: case lists with filters, audit events."""
 from __future__ import annotations
 
+import re
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session, contains_eager, selectinload
@@ -20,10 +22,33 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+# A list's total is counted up to here: beyond it the exact figure costs a scan of every match (a
+# second and more at a million cases) and tells a clerk nothing a narrower search would not.
+COUNT_LIMIT = 10_000
+CASE_NO_START = re.compile(r"KB\d", re.IGNORECASE)
+
+
+class CasePage(NamedTuple):
+    items: list[Case]
+    total: int  # the matching cases, at most COUNT_LIMIT
+    total_is_exact: bool  # False: more than COUNT_LIMIT match
+
+
+def _case_no(session: Session):
+    """Case numbers in byte order on PostgreSQL, whatever the database's collation: what its index
+    ``ix_cases_case_no_c`` holds, so a prefix is a range of it (SQLite compares bytes anyway)."""
+    return Case.case_no.collate("C") if session.get_bind().dialect.name == "postgresql" else Case.case_no
+
+
 def list_cases(session: Session, *, state: str | None = None, step: str | None = None,
                department: str | None = None, sla_status: str | None = None, q: str | None = None,
-               page: int = 1, per_page: int = 20) -> tuple[list[Case], int]:
-    """One page of cases, newest first, and the total matching the filters."""
+               page: int = 1, per_page: int = 20) -> CasePage:
+    """One page of cases, newest first, and how many match the filters (counted up to COUNT_LIMIT).
+
+    Every filter has an index behind it (``workflow/models/case.py``): a state or an SLA status with
+    the creation time, a case-number prefix, and on PostgreSQL a trigram index for a part of a
+    company name.
+    """
     query = select(Case)
     if state:
         query = query.where(Case.state == CaseState(state))
@@ -38,15 +63,26 @@ def list_cases(session: Session, *, state: str | None = None, step: str | None =
             Step.case_id == Case.id, Step.department == department, Step.state.in_(OPEN_STATES)))
     if sla_status:
         query = query.where(Case.sla_status == sla_status)
+    newest_first = (Case.created_at.desc(), Case.id.desc())
     if q:
         pattern = _escape_like(q.strip())
-        query = query.where(or_(Case.case_no.like(f"{pattern}%", escape="\\"),
-                                Case.company_name.like(f"%{pattern}%", escape="\\")))
-    total = session.scalar(select(func.count()).select_from(query.subquery()))
+        case_no = _case_no(session)
+        if CASE_NO_START.match(pattern):
+            # A case number or the start of one (KB20261123-…) is no company's name. Case numbers are
+            # handed out in order of creation, so their own order is newest first, and a day's cases
+            # are one range of the case-number index — where the creation-time index, scanned from the
+            # newest, would pass every later case before reaching them.
+            query = query.where(case_no.like(f"{pattern.upper()}%", escape="\\"))
+            newest_first = (case_no.desc(),)
+        else:
+            query = query.where(or_(case_no.like(f"{pattern}%", escape="\\"),
+                                    Case.company_name.like(f"%{pattern}%", escape="\\")))
+    counted = session.scalar(select(func.count()).select_from(
+        query.with_only_columns(Case.id).limit(COUNT_LIMIT + 1).subquery()))
     items = session.scalars(
-        query.order_by(Case.created_at.desc(), Case.id.desc()).offset((page - 1) * per_page).limit(per_page)
+        query.order_by(*newest_first).offset((page - 1) * per_page).limit(per_page)
     ).all()
-    return list(items), total
+    return CasePage(list(items), min(counted, COUNT_LIMIT), counted <= COUNT_LIMIT)
 
 
 def case_events(session: Session, case: Case) -> list[Event]:
@@ -115,7 +151,7 @@ def search_events(session: Session, *, case_no: str | None = None, actor: str | 
     """
     query = select(Event, Case.case_no).join(Case, Case.id == Event.case_id)
     if case_no and case_no.strip():
-        query = query.where(Case.case_no.like(f"{_escape_like(case_no.strip().upper())}%", escape="\\"))
+        query = query.where(_case_no(session).like(f"{_escape_like(case_no.strip().upper())}%", escape="\\"))
     if actor and actor.strip():
         query = query.where(Event.actor == actor.strip())
     if action:

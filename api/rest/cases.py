@@ -48,17 +48,20 @@ def timed(case):
     return timers.with_timing(session(), [case])[0]
 
 
+PAGINATION = (f"JSON: total (counted up to {queries.COUNT_LIMIT}), total_is_exact (false when more match), "
+              "page, per_page, total_pages")
+
+
 @blp.route("")
 class Cases(MethodView):
     @blp.arguments(CaseListArgs, location="query")
-    @blp.response(200, CaseSchema(many=True), headers={"X-Pagination": {"description": "total, page, per_page, "
-                                                                          "total_pages as JSON"}})
+    @blp.response(200, CaseSchema(many=True), headers={"X-Pagination": {"description": PAGINATION}})
     def get(self, args):
         """List cases (filters: state, step, department, q; paginated)."""
-        cases, total = queries.list_cases(session(), **args)
-        items = timers.with_timing(session(), cases)
-        pages = {"total": total, "page": args["page"], "per_page": args["per_page"],
-                 "total_pages": max(1, math.ceil(total / args["per_page"]))}
+        found = queries.list_cases(session(), **args)
+        items = timers.with_timing(session(), found.items)
+        pages = {"total": found.total, "total_is_exact": found.total_is_exact, "page": args["page"],
+                 "per_page": args["per_page"], "total_pages": max(1, math.ceil(found.total / args["per_page"]))}
         return items, {"X-Pagination": json.dumps(pages)}
 
     @blp.arguments(ApplicationBody)

@@ -4,6 +4,7 @@ import json
 import pytest
 
 from tests.factories import application, outputs_for
+from workflow import queries
 
 PROBLEM = "application/problem+json"
 
@@ -278,6 +279,19 @@ def test_an_oversize_body_is_413(window):
     assert r.status_code == 413 and r.content_type == PROBLEM
 
 
+def test_a_long_list_counts_its_total_only_up_to_the_limit(window, factory, monkeypatch):
+    for _ in range(4):
+        factory.case("submitted")
+    monkeypatch.setattr(queries, "COUNT_LIMIT", 3)
+    r = window.get("/cases?per_page=2")
+    assert json.loads(r.headers["X-Pagination"]) == {"total": 3, "total_is_exact": False, "page": 1, "per_page": 2,
+                                                     "total_pages": 2}
+    # The pages themselves are not limited: the fourth case is on the second page of three.
+    assert len(window.get("/cases?per_page=3&page=2").json) == 1
+    monkeypatch.setattr(queries, "COUNT_LIMIT", 4)
+    assert json.loads(window.get("/cases").headers["X-Pagination"])["total_is_exact"] is True
+
+
 def test_listing_filters_and_paginates(window, factory):
     factory.case("submitted", company={**application()["company"], "name": "广州市甲乙丙有限公司"})
     in_progress = [factory.case("in_progress") for _ in range(3)]
@@ -287,7 +301,8 @@ def test_listing_filters_and_paginates(window, factory):
 
     r = window.get("/cases?per_page=2&page=2")
     assert len(r.json) == 2
-    assert json.loads(r.headers["X-Pagination"]) == {"total": 5, "page": 2, "per_page": 2, "total_pages": 3}
+    assert json.loads(r.headers["X-Pagination"]) == {"total": 5, "total_is_exact": True, "page": 2, "per_page": 2,
+                                                     "total_pages": 3}
     assert len(window.get("/cases?state=in_progress").json) == 3
     assert [c["case_no"] for c in window.get("/cases?step=tax").json] == [in_progress[0].case_no]
     assert len(window.get("/cases?department=market_regulation").json) == 2

@@ -27,6 +27,15 @@ class Case(Base):
         Index("ix_cases_ready_at", "ready_at",
               postgresql_include=["elapsed_minutes", "definition_name", "definition_version"]),
         Index("ix_cases_accepted_at", "accepted_at"),
+        # The case list (workflow.queries.list_cases): newest first, alone or by SLA status.
+        Index("ix_cases_created", "created_at", "id"),
+        Index("ix_cases_sla_status_created", "sla_status", "created_at"),
+        # Its search on PostgreSQL: case numbers in byte order whatever the database's collation (a
+        # prefix is a range of it, and it is newest first backwards), and a part of a company name
+        # (trigrams; the migration creates the pg_trgm extension).
+        Index("ix_cases_case_no_c", text('case_no COLLATE "C"')).ddl_if(dialect="postgresql"),
+        Index("ix_cases_company_name_trgm", "company_name", postgresql_using="gin",
+              postgresql_ops={"company_name": "gin_trgm_ops"}).ddl_if(dialect="postgresql"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -56,7 +65,7 @@ class Case(Base):
     chain_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     chain_hash: Mapped[str] = mapped_column(String(64), default="0" * 64, server_default="0" * 64)
     # The worst SLA status the timer worker has recorded (it only moves forward); for filtering.
-    sla_status: Mapped[str] = mapped_column(String(16), default="on_track", server_default="on_track", index=True)
+    sla_status: Mapped[str] = mapped_column(String(16), default="on_track", server_default="on_track")
     # Working minutes from acceptance to ready (suspensions cut out), fixed when the case becomes ready.
     elapsed_minutes: Mapped[float | None] = mapped_column(Float)
 
