@@ -265,10 +265,13 @@ def check_head(engine) -> None:
         sys.exit(f"generate: the database is at {sorted(current)}, not head {sorted(heads)}: migrate it first")
 
 
+DEFAULT_NOW = "2026-11-23T17:30:00+08:00"
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=int, default=1_000_000)
-    parser.add_argument("--now", default="2026-11-23T17:30:00+08:00",
+    parser.add_argument("--now", default=DEFAULT_NOW,
                         help="the end of the year of history (ISO 8601 with offset)")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--database-url")
