@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -16,8 +17,9 @@ from alembic import command as alembic_command
 from alembic.config import Config as AlembicConfig
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
+from sqlalchemy.exc import IntegrityError
 
-from workflow import accounts, audit, demo as demo_data, timers
+from workflow import accounts, audit, demo as demo_data, reports, timers
 from workflow.calendar_days import calendar_for
 from workflow.clock import utcnow
 from workflow.definitions import store
@@ -216,14 +218,33 @@ def timers_sweep(now_text):
     click.echo(sweep_once(_instant(now_text)))
 
 
+def roll_up_once(now: datetime | None = None) -> int:
+    """Count the finished hall days into the elapsed report's roll-up; the days rolled (0 when up to
+    date, or when another worker rolled them at the same moment)."""
+    db = session()
+    try:
+        days = reports.roll_up(db, now or utcnow())
+        db.commit()
+    except IntegrityError:
+        db.rollback()
+        return 0
+    return days
+
+
+# How often the worker looks for a finished day to roll up (a query when there is none).
+ROLL_UP_EVERY = 300.0
+
+
 @timers_cli.command("run")
 @click.option("--interval", default=5.0, show_default=True, help="Seconds between sweeps")
 def timers_run(interval):
-    """The timer worker: sweep forever (several may run at once on PostgreSQL)."""
+    """The timer worker: sweep forever (several may run at once on PostgreSQL), and roll each
+    finished day up for the elapsed report."""
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     click.echo(f"timer worker {os.getpid()} sweeping every {interval:g} s")
+    next_roll_up = time.monotonic()
     while not stop.is_set():
         try:
             fired = sweep_once()
@@ -233,7 +254,26 @@ def timers_run(interval):
             fired = 0
         if fired:
             click.echo(f"{utcnow().isoformat(timespec='seconds')} fired {fired}")
+        if time.monotonic() >= next_roll_up:
+            next_roll_up = time.monotonic() + ROLL_UP_EVERY
+            try:
+                if rolled := roll_up_once():
+                    click.echo(f"{utcnow().isoformat(timespec='seconds')} rolled up {rolled} days")
+            except Exception:  # noqa: BLE001 - the report reads unrolled days from the steps meanwhile
+                session().rollback()
+                current_app.logger.exception("roll-up failed; retrying in %s s", ROLL_UP_EVERY)
         stop.wait(interval)
+
+
+reports_cli = AppGroup("reports", help="The supervisors' and admins' reports.")
+
+
+@reports_cli.command("rollup")
+@click.option("--now", "now_text", default=None, help="Pretend it is this instant (ISO 8601 with offset)")
+def reports_rollup(now_text):
+    """Roll every finished hall day up for the elapsed report (the timer worker does it too); print
+    how many days were rolled."""
+    click.echo(roll_up_once(_instant(now_text)))
 
 
 calendar_cli = AppGroup("calendar", help="The hall's business calendar.")
@@ -310,5 +350,6 @@ def demo(password):
 
 
 def register(app: Flask) -> None:
-    for group in (db_cli, users_cli, tokens_cli, audit_cli, timers_cli, calendar_cli, definitions_cli, demo):
+    for group in (db_cli, users_cli, tokens_cli, audit_cli, timers_cli, reports_cli, calendar_cli, definitions_cli,
+                  demo):
         app.cli.add_command(group)

@@ -74,3 +74,25 @@ def test_migrations_go_up_and_down_with_data(tmp_path):
     assert run(app, "db", "upgrade").exit_code == 0
     assert run(app, "demo").exit_code == 0
     app.extensions["onewindow.db"].kw["bind"].dispose()
+
+
+def test_reports_rollup_rolls_finished_days_once_and_the_report_stays_the_same(app, session):
+    from datetime import timedelta
+
+    from workflow import reports
+    from workflow.clock import utcnow
+    from workflow.models import RolledDay
+
+    run(app, "demo")
+    today = utcnow().astimezone(reports.HALL_TZ).date()
+    before = {g: reports.elapsed(session, start=today - timedelta(days=3), end=today, group_by=g)
+              for g in ("step", "department", "clerk")}
+    session.rollback()
+    assert any(before.values()), "the demo finishes steps today"
+    later = (utcnow() + timedelta(days=2)).isoformat()
+    first = run(app, "reports", "rollup", "--now", later)
+    assert first.exit_code == 0 and int(first.output) >= 2, first.output
+    assert run(app, "reports", "rollup", "--now", later).output.strip() == "0"
+    assert session.scalar(select(RolledDay.day).order_by(RolledDay.day.desc()).limit(1)) == today + timedelta(days=1)
+    for group_by, figures in before.items():
+        assert reports.elapsed(session, start=today - timedelta(days=3), end=today, group_by=group_by) == figures
