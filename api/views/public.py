@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.datastructures import MultiDict
 
 from workflow import errors as wf, receipts, tracking
@@ -178,3 +180,16 @@ def verify(token):
     result = receipts.verification(session(), current_app.config["SECRET_KEY"], token)
     page = render_template("public/verify.html", hall=_hall(), result=result, token=token)
     return page, 200 if result else 404
+
+
+@bp.get("/healthz")
+def health():
+    """For load balancers and process supervisors: 200 when this process answers and reaches the
+    database, 503 when the database does not answer. Says nothing else about the hall."""
+    try:
+        session().execute(text("SELECT 1"))
+    except SQLAlchemyError:
+        session().rollback()
+        current_app.logger.exception("health check: the database does not answer")
+        return {"status": "database unavailable"}, 503, {"Cache-Control": "no-store"}
+    return {"status": "ok"}, 200, {"Cache-Control": "no-store"}

@@ -367,3 +367,19 @@ def test_permission_is_checked_before_the_body(as_user, factory):
     case = factory.case("ready")
     r = as_user("clerk", "bank").post(f"/cases/{case.case_no}/deliver", json={"method": "mail"})
     assert r.status_code == 403
+
+
+def test_the_health_check_answers_without_sign_in_and_says_when_the_database_is_gone(app, client):
+    from sqlalchemy import event
+
+    r = client.get("/healthz")
+    assert (r.status_code, r.json, r.headers["Cache-Control"]) == (200, {"status": "ok"}, "no-store")
+    engine = app.extensions["onewindow.db"].kw["bind"]
+    engine.dispose()  # no pooled connection left: the next request must connect
+
+    @event.listens_for(engine, "do_connect")
+    def refuse(*_):
+        raise engine.dialect.loaded_dbapi.OperationalError("the database server is down")
+
+    r = client.get("/healthz")
+    assert (r.status_code, r.json) == (503, {"status": "database unavailable"})
