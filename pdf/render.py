@@ -2,15 +2,17 @@
 
 No Flask and no ORM here: the caller hands over the dicts built by ``workflow.receipts`` and the
 absolute URLs to print. The text is set in Noto Sans CJK SC (a system font found through
-fontconfig), embedded and subset, so a receipt stays small and its text can be searched.
+fontconfig), cut down to the document's own characters before layout (``pdf.fonts``) and embedded,
+so a receipt stays small, renders fast and its text can be searched.
 
 Nothing a template receives can make WeasyPrint fetch anything: templates autoescape, and the URL
-fetcher serves only ``data:`` URIs and files inside ``templates/pdf/`` (Indico's receipts do the
-same with their own static files).
+fetcher serves only ``data:`` URIs, files inside ``templates/pdf/`` and the fonts cut for the
+document being rendered (Indico's receipts do the same with their own static files).
 
 The output is deterministic: the PDF's dates come from the data (the case's own timestamps), the
 file identifier is WeasyPrint's MD5 of the content (``pdf_identifier=True`` for PDF/A), font subset
-prefixes are hashes too, and the JSON attachment is dumped with sorted keys.
+prefixes are hashes too, the fonts cut for a document depend on its characters only, and the JSON
+attachment is dumped with sorted keys.
 """
 from __future__ import annotations
 
@@ -30,6 +32,8 @@ from weasyprint import CSS, HTML, Attachment
 from weasyprint.css import ColorProfile
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcher, URLFetcherResponse
+
+from pdf import fonts
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "pdf"
 PDF_VARIANT = "pdf/a-3b"
@@ -59,12 +63,20 @@ STEP_STATES = {"done": "已办结", "skipped": "未申请", "refused": "不予�
 
 
 class TemplateFetcher(URLFetcher):
-    """Serve ``data:`` URIs and files inside templates/pdf/; refuse every other URL."""
+    """Serve ``data:`` URIs, files inside templates/pdf/ and ``fonts``; refuse every other URL.
 
-    def __init__(self):
+    ``fonts`` maps ``font:<name>`` URLs to the fonts cut for the document being rendered.
+    """
+
+    def __init__(self, fonts: dict[str, bytes] | None = None):
         super().__init__(allowed_protocols={"data", "file"}, fail_on_errors=True)
+        self._fonts = fonts or {}
 
     def fetch(self, url, headers=None):
+        if url.startswith("font:"):
+            if url not in self._fonts:
+                raise ValueError(f"refused: {url} is not a font of this document")
+            return URLFetcherResponse(url, self._fonts[url])
         if url.startswith("file:"):
             path = Path(unquote(urlsplit(url).path)).resolve()
             if not path.is_relative_to(TEMPLATES) or not path.is_file():
@@ -134,14 +146,35 @@ def environment() -> Environment:
 
 
 @lru_cache(maxsize=1)
-def _resources() -> tuple[CSS, bytes]:
-    """The parsed stylesheet and the sRGB profile, shared by every render (both read-only).
+def _resources() -> tuple[CSS, bytes, str]:
+    """The parsed stylesheet, the sRGB profile and the characters every document may print.
 
-    The fetcher and the font configuration hold per-render state, so each render gets its own;
-    measured, sharing them saves nothing.
+    Shared by every render (all read-only). The characters are the stylesheet's own (generated
+    content such as "第 页 共") and printable ASCII (what autoescaping turns into entities).
+    The fetcher and the font configuration hold per-render state (the document's fonts), so
+    each render gets its own.
     """
-    css = CSS(filename=str(TEMPLATES / "documents.css"), url_fetcher=TemplateFetcher())
-    return css, files("weasyprint.pdf").joinpath("sRGB2014.icc").read_bytes()
+    css_text = (TEMPLATES / "documents.css").read_text()
+    css = CSS(string=css_text, base_url=TEMPLATES.as_uri() + "/", url_fetcher=TemplateFetcher())
+    always = "".join(sorted(set(css_text) | set(map(chr, range(0x20, 0x7F)))))
+    return css, files("weasyprint.pdf").joinpath("sRGB2014.icc").read_bytes(), always
+
+
+def _document_fonts(text: str) -> tuple[FontConfiguration, list[CSS]]:
+    """The font configuration and the ``@font-face`` rules for a document of ``text``.
+
+    The rules name Noto Sans CJK SC cut down to ``text`` (``pdf.fonts``). Without the font or
+    HarfBuzz's subsetter there are none, and documents.css falls back to the system's whole font:
+    the same document, only slower and bigger.
+    """
+    cut = fonts.for_document(text)
+    if cut is None:
+        return FontConfiguration(), []
+    font_config = cut.font_configuration()
+    faces = {f"font:{weight}": font for weight, font in cut.fonts.items()}
+    rules = "".join(f'@font-face {{ font-family: "{fonts.SUBSET_FAMILY}"; font-weight: {weight}; '
+                    f'src: url("font:{weight}") format("opentype") }}\n' for weight in cut.fonts)
+    return font_config, [CSS(string=rules, url_fetcher=TemplateFetcher(faces), font_config=font_config)]
 
 
 def _output_intent(icc: bytes) -> dict:
@@ -160,27 +193,33 @@ def _utc(value: str) -> datetime:
     return datetime.fromisoformat(value).astimezone(timezone.utc)
 
 
-def _render(template: str, data: dict, attachment_name: str, issued_at: str, **context) -> bytes:
-    css, icc = _resources()
-    fetcher = TemplateFetcher()
+def _render(template: str, data: dict, attachment_name: str, issued_at: str, *, system_fonts: bool,
+            **context) -> bytes:
+    css, icc, always = _resources()
     html = environment().get_template(template).render(data=data, issued_at=issued_at, **context)
+    # The markup's characters are a superset of its text: every character the page can show.
+    font_config, font_faces = (FontConfiguration(), []) if system_fonts else _document_fonts(html + always)
     payload = json.dumps(data, ensure_ascii=False, sort_keys=True, indent=2).encode()
     # Attachment dates default to now(): give the document's own, so the bytes do not change.
     attachment = Attachment(string=payload, name=attachment_name, description="Case data (JSON)",
                             created=_utc(issued_at), modified=_utc(issued_at), relationship="Data")
-    document = HTML(string=html, base_url=TEMPLATES.as_uri() + "/", url_fetcher=fetcher).render(
-        stylesheets=[css], font_config=FontConfiguration(), color_profiles=_output_intent(icc),
+    document = HTML(string=html, base_url=TEMPLATES.as_uri() + "/", url_fetcher=TemplateFetcher()).render(
+        stylesheets=[*font_faces, css], font_config=font_config, color_profiles=_output_intent(icc),
         output_intent=OUTPUT_INTENT)
     return document.write_pdf(pdf_variant=PDF_VARIANT, output_intent=OUTPUT_INTENT, attachments=[attachment])
 
 
-def render_receipt(data: dict, verify_url: str) -> bytes:
-    """The combined receipt (办结回执) of a finished case, with the QR code of ``verify_url``."""
+def render_receipt(data: dict, verify_url: str, *, system_fonts: bool = False) -> bytes:
+    """The combined receipt (办结回执) of a finished case, with the QR code of ``verify_url``.
+
+    ``system_fonts`` embeds Noto Sans CJK SC as WeasyPrint finds it through fontconfig, without
+    cutting it down first: the same document, slower and bigger (bench/receipt.py's baseline).
+    """
     return _render("receipt.html", {**data, "verify_url": verify_url}, f"{data['case_no']}-receipt.json",
-                   data["completed_at"], verify_url=verify_url)
+                   data["completed_at"], system_fonts=system_fonts, verify_url=verify_url)
 
 
-def render_slip(data: dict, track_url: str) -> bytes:
+def render_slip(data: dict, track_url: str, *, system_fonts: bool = False) -> bytes:
     """The acceptance slip (受理通知书) with the QR code of the applicant's tracking page."""
     return _render("slip.html", {**data, "track_url": track_url}, f"{data['case_no']}-slip.json",
-                   data["accepted_at"], track_url=track_url)
+                   data["accepted_at"], system_fonts=system_fonts, track_url=track_url)
