@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import hmac
 import statistics
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import func, select
+from sqlalchemy import select, union_all
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload, lazyload
 
 from . import audit
 from .actors import Actor, Role
@@ -35,30 +39,72 @@ FOLLOW_UP_MINUTES = 5 * 7 * 60
 RECENT = 50
 # The least an open step is expected to still take, in working minutes.
 MIN_LEFT = 5.0
+# How long a step's recent median is reused, in seconds: a burst of lookups asks the same few
+# medians thousands of times a minute, and a minute-old median estimates as well as a fresh one.
+MEDIANS_TTL = 60.0
 # Compared against when the case number is unknown, so that a miss costs what a hit costs.
 _NO_CODE = "0" * 10
+# Recent medians per database (engine), by step key: (median or None when no history, computed at).
+_medians: WeakKeyDictionary[Engine, dict[str, tuple[float | None, float]]] = WeakKeyDictionary()
+_medians_lock = threading.Lock()
 
 
 def find(session: Session, case_no: str, code: str) -> Case | None:
-    """The case with this number if ``code`` is its tracking code (compared in constant time)."""
+    """The case with this number if ``code`` is its tracking code (compared in constant time).
+
+    Only the number and code are read until the code matches: an unknown number and a wrong code
+    cost the same one-row lookup (no steps loaded for a case the caller may not see). A match
+    loads the case with its steps and suspensions in one query.
+    """
     case_no = (case_no or "").strip().upper()[:20]
     given = (code or "").strip().upper().encode()[:64]
-    case = session.scalar(select(Case).where(Case.case_no == case_no)) if case_no else None
-    expected = (case.tracking_code if case is not None else _NO_CODE).encode()
+    row = session.execute(select(Case.id, Case.tracking_code).where(Case.case_no == case_no)).first() \
+        if case_no else None
+    expected = (row.tracking_code if row is not None else _NO_CODE).encode()
     matches = hmac.compare_digest(expected, given)
-    return case if case is not None and matches else None
+    if row is None or not matches:
+        return None
+    return session.scalars(
+        select(Case).where(Case.id == row.id)
+        .options(joinedload(Case.steps).lazyload(Step.assignee), joinedload(Case.suspensions))
+    ).unique().one()
 
 
 def recent_medians(session: Session, keys: list[str], sample: int = RECENT) -> dict[str, float]:
-    """The median elapsed working minutes of each step's latest ``sample`` completions (one query)."""
-    ranked = (select(Step.key, Step.elapsed_minutes,
-                     func.row_number().over(partition_by=Step.key, order_by=Step.done_at.desc()).label("rank"))
-              .where(Step.key.in_(keys), Step.state == StepState.done, Step.elapsed_minutes.is_not(None))
-              .subquery())
+    """The median elapsed working minutes of each step's latest ``sample`` completions (one query).
+
+    Each step's newest completions are read backwards along ``ix_steps_key_done_at`` and no
+    further than ``sample`` rows, so the cost does not grow with the years of history.
+    """
+    keys = sorted(set(keys))
+    if not keys:
+        return {}
+    latest = [select(Step.key, Step.elapsed_minutes)
+              .where(Step.key == key, Step.done_at.is_not(None), Step.state == StepState.done,
+                     Step.elapsed_minutes.is_not(None))
+              .order_by(Step.done_at.desc()).limit(sample).subquery()
+              for key in keys]
+    query = union_all(*(select(part.c.key, part.c.elapsed_minutes) for part in latest))
     values: dict[str, list[float]] = {}
-    for key, minutes in session.execute(select(ranked.c.key, ranked.c.elapsed_minutes).where(ranked.c.rank <= sample)):
+    for key, minutes in session.execute(query):
         values.setdefault(key, []).append(minutes)
     return {key: statistics.median(found) for key, found in values.items()}
+
+
+def cached_medians(session: Session, keys: list[str]) -> dict[str, float]:
+    """:func:`recent_medians`, each step's reused for :data:`MEDIANS_TTL` seconds per database."""
+    now = time.monotonic()
+    with _medians_lock:
+        known = _medians.setdefault(session.get_bind().engine, {})
+        fresh = {key: known[key] for key in keys if key in known and now - known[key][1] < MEDIANS_TTL}
+    stale = [key for key in keys if key not in fresh]
+    if stale:
+        found = recent_medians(session, stale)
+        computed = {key: (found.get(key), now) for key in stale}
+        with _medians_lock:
+            known.update(computed)
+        fresh.update(computed)
+    return {key: median for key, (median, _) in fresh.items() if median is not None}
 
 
 def estimate(case: Case, definition: Definition, measured: Timing, medians: dict[str, float],
@@ -105,9 +151,12 @@ def public_view(session: Session, case: Case, now: datetime | None = None) -> di
     people, no ID or phone numbers, no free text typed by staff (it may name someone)."""
     now = now or utcnow()
     definition = store.get(session, case.definition_name, case.definition_version)
-    measured = timing(session, case, now)
-    medians = recent_medians(session, [step.key for step in case.steps]) if case.state is CaseState.in_progress else {}
-    rating = session.scalar(select(Rating).where(Rating.case_id == case.id))
+    calendar = calendar_for(session)
+    measured = timing(session, case, now, calendar)
+    medians = cached_medians(session, [step.key for step in case.steps]) if case.state is CaseState.in_progress else {}
+    # Only a delivered case can have been rated (and delivered is final): no query for the others.
+    rating = session.scalar(select(Rating).where(Rating.case_id == case.id)) \
+        if case.state is CaseState.delivered else None
     steps = []
     for step in case.steps:
         sla = measured.steps.get(step.key)
@@ -129,7 +178,7 @@ def public_view(session: Session, case: Case, now: datetime | None = None) -> di
         "paused": bool(measured.case and measured.case.paused),
         "materials_pending": len(case.missing_materials or []),
         "calendar_confirmed": measured.calendar_confirmed,
-        "estimate": estimate(case, definition, measured, medians, calendar_for(session), now),
+        "estimate": estimate(case, definition, measured, medians, calendar, now),
         "steps": steps,
         "rating": {"score": rating.score, "created_at": rating.created_at} if rating else None,
         "can_rate": case.state is CaseState.delivered and rating is None,
