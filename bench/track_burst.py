@@ -17,7 +17,8 @@ address, which the default limits would stop after 120 lookups.
 The ceiling, in the same run, alternating with the app: ``bench/bare_track.py``, a bare Flask app
 with one route doing one indexed SELECT by case number with plain psycopg (a connection per worker
 thread), under the same gunicorn settings (gthread, 2 workers × 4 threads), the same wrk settings
-and the same database and cases. Five runs (``BENCH_RUNS``) after a warm-up of each.
+and the same database and cases. Five runs (``BENCH_RUNS``) after a warm-up of each. wrk's own CPU
+(from ``getrusage`` of the child) is recorded beside each: it shares the 2 cores with the server.
 
 Run: ``bin/with-postgres .venv/bin/python bench/track_burst.py`` (about three minutes, most of it
 seeding). Targets: at least 50 % of the ceiling's requests per second, and p99 under 20 ms.
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -44,15 +46,20 @@ TARGET_SHARE, TARGET_P99_MS = 0.5, 20.0
 UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
 
 
-def wrk(port: int, path: str, cases_file: str, connections: int, duration: float) -> tuple[float, float, float, int]:
-    """One wrk run: requests per second, p50 and p99 in ms, socket errors (timeouts: 30 s).
+def wrk(port: int, path: str, cases_file: str, connections: int,
+        duration: float) -> tuple[float, float, float, int, float]:
+    """One wrk run: requests per second, p50 and p99 in ms, socket errors (timeouts: 30 s), and the
+    CPU seconds wrk itself used (its share of the 2 cores is the load client's cost).
 
     Fails on any answer but 2xx or 3xx: the setup is wrong then, not the server slow.
     """
     command = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{duration:g}s", "--timeout", "30s",
                "--latency", "-s", str(BENCH / "track.lua"), f"http://127.0.0.1:{port}/"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     output = subprocess.run(command, capture_output=True, text=True, check=True,
                             env={**os.environ, "TRACK_CASES": cases_file, "TRACK_PATH": path}).stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     if "Non-2xx" in output:
         raise RuntimeError(f"wrk saw errors on {path}:\n{output}")
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
@@ -62,7 +69,7 @@ def wrk(port: int, path: str, cases_file: str, connections: int, duration: float
         value, unit = re.search(rf"^\s+{share}%\s+([\d.]+)(us|ms|s|m)\s*$", output, re.M).groups()
         return float(value) * UNITS[unit]
 
-    return rate, latency("50"), latency("99"), sum(map(int, errors.groups())) if errors else 0
+    return rate, latency("50"), latency("99"), sum(map(int, errors.groups())) if errors else 0, cpu
 
 
 def history(url: str, cases: int) -> None:
@@ -100,6 +107,7 @@ def main() -> None:
     bare = Server("bare_track:app", env, ready_path="/track", extra_args=("--pythonpath", str(BENCH)))
     rates, p50s, p99s, ceiling_rates, ceiling_p50s, ceiling_p99s = [], [], [], [], [], []
     socket_errors: list[int] = []
+    client_share, ceiling_client_share = [], []  # wrk's CPU seconds per second of run (cores)
     with app, bare:
         sample = tracked[len(tracked) // 2]
         for server, path in ((app, "/api/v1/track"), (bare, "/track")):
@@ -108,20 +116,26 @@ def main() -> None:
         wrk(app.port, "/api/v1/track", cases_file.name, options.connections, 3)  # warm-up
         wrk(bare.port, "/track", cases_file.name, options.connections, 3)
         for run in range(options.runs):
-            rate, p50, p99, errors = wrk(app.port, "/api/v1/track", cases_file.name, options.connections,
-                                         options.duration)
+            rate, p50, p99, errors, cpu = wrk(app.port, "/api/v1/track", cases_file.name, options.connections,
+                                              options.duration)
             rates.append(rate), p50s.append(p50), p99s.append(p99), socket_errors.append(errors)
-            rate, p50, p99, errors = wrk(bare.port, "/track", cases_file.name, options.connections, options.duration)
+            client_share.append(cpu / options.duration)
+            rate, p50, p99, errors, cpu = wrk(bare.port, "/track", cases_file.name, options.connections,
+                                              options.duration)
             ceiling_rates.append(rate), ceiling_p50s.append(p50), ceiling_p99s.append(p99)
             socket_errors[-1] += errors
-            print(f"run {run + 1}: app {rates[-1]:.0f}/s p50 {p50s[-1]:.1f} ms p99 {p99s[-1]:.1f} ms; "
-                  f"bare {rate:.0f}/s p50 {p50:.1f} ms p99 {p99:.1f} ms"
+            ceiling_client_share.append(cpu / options.duration)
+            print(f"run {run + 1}: app {rates[-1]:.0f}/s p50 {p50s[-1]:.1f} ms p99 {p99s[-1]:.1f} ms "
+                  f"(wrk {client_share[-1]:.0%} of a core); bare {rate:.0f}/s p50 {p50:.1f} ms p99 {p99:.1f} ms "
+                  f"(wrk {ceiling_client_share[-1]:.0%})"
                   + (f"; {socket_errors[-1]} socket errors" if socket_errors[-1] else ""), flush=True)
     Path(cases_file.name).unlink()
 
     rate, ceiling_rate = Figures(rates, "requests/s"), Figures(ceiling_rates, "requests/s")
     p99, ceiling_p99 = Figures(p99s, "ms"), Figures(ceiling_p99s, "ms")
     ratios = Figures([a / b for a, b in zip(rates, ceiling_rates)], "share")
+    wrk_cost = (f"wrk used {Figures(client_share, 'cores')} against the app, "
+                f"{Figures(ceiling_client_share, 'cores')} against the ceiling")
     setup = (f"wrk -t2 -c{options.connections} -d{options.duration:g}s over {len(tracked)} cases (every stage, right "
              f"codes) among {options.history:,} cases of history; {app.settings}; ceiling bench/bare_track.py (one "
              f"indexed SELECT, plain psycopg, a connection per worker thread) under the same settings, alternating "
@@ -133,11 +147,13 @@ def main() -> None:
                                                   "ceiling_p50": Figures(ceiling_p50s, "ms").as_dict(),
                                                   "connections": options.connections, "cases": len(tracked),
                                                   "socket_errors": socket_errors,
+                                                  "wrk_cores": Figures(client_share, "cores").as_dict(),
+                                                  "ceiling_wrk_cores": Figures(ceiling_client_share, "cores").as_dict(),
                                                   "history": options.history}}
     record("track_burst", Result(
         benchmark="tracking under burst", figure="requests per second", measured=rate.as_dict(),
         ceiling=ceiling_rate.as_dict(), target=f"≥ {TARGET_SHARE:.0%} of the ceiling",
-        met=rate.median >= TARGET_SHARE * ceiling_rate.median, notes=f"{setup}; {limits_note}", **common))
+        met=rate.median >= TARGET_SHARE * ceiling_rate.median, notes=f"{setup}; {limits_note}; {wrk_cost}", **common))
     record("track_burst", Result(
         benchmark="tracking under burst", figure="p99 latency", measured=p99.as_dict(),
         ceiling=ceiling_p99.as_dict(), target=f"p99 < {TARGET_P99_MS:.0f} ms", met=p99.median < TARGET_P99_MS,
