@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 import chinese_calendar
-from sqlalchemy import func, select
+from sqlalchemy import String, cast, event, func, select
 from sqlalchemy.orm import Session
 
 from .calendar import DEFAULT_SESSIONS, BusinessCalendar, parse_sessions
@@ -19,6 +19,7 @@ from .models import CalendarDay, CalendarYear
 
 KINDS = ("holiday", "workday")
 _cache: dict[tuple, BusinessCalendar] = {}
+_MEMO = "hall_calendar"  # the calendar a transaction checked, in session.info
 
 
 def _sessions():
@@ -27,18 +28,49 @@ def _sessions():
     return parse_sessions(text) if text else DEFAULT_SESSIONS
 
 
-def calendar_for(session: Session) -> BusinessCalendar:
-    """The hall's calendar with the admin's days and years; rebuilt only when those change."""
-    stamp = session.execute(select(func.count(), func.max(CalendarDay.updated_at))).one()
-    years = tuple(session.scalars(select(CalendarYear.year).order_by(CalendarYear.year)))
-    key = (tuple(stamp), years, _sessions())
+def stamp_columns() -> tuple:
+    """What tells whether the admin's days or years changed, as columns another query can carry along
+    (the count and latest change of the days, the confirmed years): see ``calendar_for``."""
+    return (
+        select(func.count()).select_from(CalendarDay).scalar_subquery(),
+        select(func.max(CalendarDay.updated_at)).scalar_subquery(),
+        select(func.aggregate_strings(cast(CalendarYear.year, String), ",")).scalar_subquery(),
+    )
+
+
+def calendar_for(session: Session, stamp: tuple | None = None) -> BusinessCalendar:
+    """The hall's calendar with the admin's days and years; rebuilt only when those change.
+
+    Whether they changed is asked once per transaction (one statement, or none when a caller's own
+    query brought ``stamp_columns()`` along as ``stamp``), and the answer kept until the transaction
+    ends or this module saves a day or a year: an action that completes a step measures and rearms
+    several clocks on the same calendar.
+    """
+    calendar = session.info.get(_MEMO)
+    if calendar is not None and stamp is None:
+        return calendar
+    count, latest, years = stamp or session.execute(select(*stamp_columns())).one()
+    key = (count, latest, tuple(sorted(int(y) for y in years.split(","))) if years else (), _sessions())
     calendar = _cache.get(key)
     if calendar is None:
         overrides = dict(session.execute(select(CalendarDay.day, CalendarDay.kind)).all())
-        calendar = BusinessCalendar(sessions=key[2], overrides=overrides, confirmed_years=years)
+        calendar = BusinessCalendar(sessions=key[3], overrides=overrides, confirmed_years=key[2])
         _cache.clear()
         _cache[key] = calendar
+    session.info[_MEMO] = calendar
     return calendar
+
+
+def _changed(session: Session) -> None:
+    session.info.pop(_MEMO, None)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_calendar(session: Session, transaction) -> None:
+    # Another transaction (of any process) may change the days once this one ends; a flush's own
+    # subtransaction ends inside the transaction.
+    if transaction.parent is None or transaction.nested:
+        _changed(session)
 
 
 def _day_problems(date_text: str, kind: str, name: str) -> tuple[date | None, dict[str, list[str]]]:
@@ -92,6 +124,7 @@ def confirm_years(session: Session, years, by: str) -> None:
         if session.get(CalendarYear, year) is None:
             session.add(CalendarYear(year=year, confirmed_at=utcnow(), confirmed_by=by))
     session.flush()
+    _changed(session)
 
 
 def save_days(session: Session, rows: list[dict], by: str) -> int:
@@ -105,6 +138,7 @@ def save_days(session: Session, rows: list[dict], by: str) -> int:
         else:
             day.kind, day.name, day.updated_at, day.updated_by = row["kind"], row.get("name", ""), now, by
     session.flush()
+    _changed(session)
     return len(rows)
 
 

@@ -90,23 +90,37 @@ def reached_at(calendar: BusinessCalendar, clock: Clock, amount: timedelta) -> t
     return result.value, confirmed and result.confirmed
 
 
+def _spent(calendar: BusinessCalendar, intervals, now: datetime) -> tuple[timedelta, bool]:
+    spent, confirmed = timedelta(0), True
+    for start, end in intervals:
+        span = calendar.between(start, end if end is not None else max(now, start))
+        spent += span.value
+        confirmed &= span.confirmed
+    return spent, confirmed
+
+
+def used_minutes(calendar: BusinessCalendar, clock: Clock, now: datetime) -> float:
+    """The working minutes the clock has run by ``now`` (what ``measure`` reports, without the deadline)."""
+    return _minutes(_spent(calendar, clock.intervals()[0], now)[0])
+
+
+def _minutes(spent: timedelta) -> float:
+    return round(spent.total_seconds() / 60, 2)
+
+
 def measure(calendar: BusinessCalendar, clock: Clock, now: datetime) -> Sla | None:
     """The clock's service level at ``now``; None if it has not started."""
     if clock.start is None:
         return None
     intervals, paused = clock.intervals()
-    used, confirmed = timedelta(0), True
-    for start, end in intervals:
-        span = calendar.between(start, end if end is not None else max(now, start))
-        used += span.value
-        confirmed &= span.confirmed
+    spent, confirmed = _spent(calendar, intervals, now)
     target = timedelta(minutes=clock.target_minutes)
     deadline, deadline_confirmed = reached_at(calendar, clock, target)
     return Sla(
         target_minutes=clock.target_minutes,
-        used_minutes=round(used.total_seconds() / 60, 2),
+        used_minutes=_minutes(spent),
         deadline=deadline,
-        status=status_of(used, target),
+        status=status_of(spent, target),
         confirmed=confirmed and deadline_confirmed,
         paused=paused,
     )
