@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from types import SimpleNamespace
 from datetime import datetime, timezone
 
 from sqlalchemy import event as sa_event, func, select
@@ -47,42 +48,95 @@ def event_hash(event: Event, case_no: str) -> str:
     return hashlib.sha256(data.encode("utf-8")).hexdigest()
 
 
+def _head(session: Session, case_id: int) -> tuple[int, str]:
+    """The (seq, hash) the case's next event follows, remembered for the rest of the transaction."""
+    heads = session.info.setdefault("chain_heads", {})
+    if case_id not in heads:
+        # The pending changes (the case's UPDATE) go first: on SQLite that takes the database's write
+        # lock, so the head read next cannot move before the commit.
+        session.flush()
+        last = session.execute(
+            select(Event.seq, Event.hash).where(Event.case_id == case_id).order_by(Event.seq.desc()).limit(1)
+        ).first()
+        heads[case_id] = (last.seq, last.hash) if last else (0, GENESIS)
+    return heads[case_id]
+
+
+def heads_of_locked(session: Session, heads) -> None:
+    """Take the chain heads, ``(case id, chain_seq, chain_hash)``, of case rows just read under their lock.
+
+    Every event is written with its case's head (``cases.chain_seq``, ``chain_hash``) in the same
+    transaction, so a row read under its lock (``FOR UPDATE`` on PostgreSQL, the write lock on
+    SQLite) holds its chain's head and nobody can move it before the commit: the chain needs no
+    query. Without such a lock the head is read after the transaction's first write (``_head``).
+    """
+    known = session.info.setdefault("chain_heads", {})
+    for case_id, seq, head in heads:
+        known[case_id] = (seq, head)
+
+
+def new_chain(session: Session, case: Case) -> None:
+    """A case just inserted has no events yet: its chain starts at the genesis hash, no query needed."""
+    session.info.setdefault("chain_heads", {})[case.id] = (0, GENESIS)
+
+
+def _row(case_id: int, case_no: str, actor: Actor, action: str, seq: int, prev_hash: str, *, step: str | None,
+         from_state, to_state, payload: dict | None, at: datetime | None) -> dict:
+    row = {
+        "case_id": case_id,
+        "seq": seq,
+        "at": (at or utcnow()).astimezone(timezone.utc),  # hashed as it will read back: in UTC
+        "actor": actor.username,
+        "actor_id": actor.user_id,
+        "role": actor.role.value if actor.role else None,
+        "department": actor.department,
+        "action": action,
+        "step": step,
+        "from_state": getattr(from_state, "value", from_state),
+        "to_state": getattr(to_state, "value", to_state),
+        "payload": canonical(payload),
+        "prev_hash": prev_hash,
+    }
+    row["hash"] = event_hash(SimpleNamespace(**row), case_no)
+    return row
+
+
 def record(session: Session, case: Case, actor: Actor, action: str, *, step: str | None = None,
            from_state=None, to_state=None, payload: dict | None = None, at: datetime | None = None) -> Event:
     """Append one event to the case's chain; the caller's flush and commit write it.
 
     The caller holds the case's row lock (or its version check) for the transaction, so the chain's
-    head read here stays the head until the commit; it is remembered for the rest of the transaction.
+    head stays the head until the commit; it is remembered for the rest of the transaction.
     """
     if case.id is None:
         session.flush()
-    heads = session.info.setdefault("chain_heads", {})
-    if case.id not in heads:
-        last = session.execute(
-            select(Event.seq, Event.hash).where(Event.case_id == case.id).order_by(Event.seq.desc()).limit(1)
-        ).first()
-        heads[case.id] = (last.seq, last.hash) if last else (0, GENESIS)
-    seq, prev_hash = heads[case.id]
-    evt = Event(
-        case_id=case.id,
-        seq=seq + 1,
-        at=(at or utcnow()).astimezone(timezone.utc),  # hashed as it will read back: in UTC
-        actor=actor.username,
-        actor_id=actor.user_id,
-        role=actor.role.value if actor.role else None,
-        department=actor.department,
-        action=action,
-        step=step,
-        from_state=getattr(from_state, "value", from_state),
-        to_state=getattr(to_state, "value", to_state),
-        payload=canonical(payload),
-        prev_hash=prev_hash,
-    )
-    evt.hash = event_hash(evt, case.case_no)
-    heads[case.id] = (evt.seq, evt.hash)
+    seq, prev_hash = _head(session, case.id)
+    evt = Event(**_row(case.id, case.case_no, actor, action, seq + 1, prev_hash, step=step, from_state=from_state,
+                       to_state=to_state, payload=payload, at=at))
+    session.info["chain_heads"][case.id] = (evt.seq, evt.hash)
     case.chain_seq, case.chain_hash = evt.seq, evt.hash
     session.add(evt)
     return evt
+
+
+def event_row(session: Session, case_id: int, case_no: str, actor: Actor, action: str, *,
+              step: str | None = None, from_state=None, to_state=None, payload: dict | None = None,
+              at: datetime | None = None) -> dict:
+    """Like ``record``, but return the event as a row for a bulk INSERT (the timer sweep's).
+
+    The chain's head moves on for this transaction; the caller inserts the rows and writes the
+    cases' new heads (``chain_head``) itself.
+    """
+    seq, prev_hash = _head(session, case_id)
+    row = _row(case_id, case_no, actor, action, seq + 1, prev_hash, step=step, from_state=from_state,
+               to_state=to_state, payload=payload, at=at)
+    session.info["chain_heads"][case_id] = (row["seq"], row["hash"])
+    return row
+
+
+def chain_head(session: Session, case_id: int) -> tuple[int, str]:
+    """The head this transaction has brought the case's chain to (for ``cases.chain_seq``, ``chain_hash``)."""
+    return session.info["chain_heads"][case_id]
 
 
 def prime_heads(session: Session, case_ids) -> None:
@@ -93,16 +147,18 @@ def prime_heads(session: Session, case_ids) -> None:
         return
     last = (select(Event.case_id, func.max(Event.seq).label("seq")).where(Event.case_id.in_(wanted))
             .group_by(Event.case_id).subquery())
-    rows = session.execute(select(Event.case_id, Event.seq, Event.hash)
-                           .join(last, (Event.case_id == last.c.case_id) & (Event.seq == last.c.seq)))
-    heads.update({row.case_id: (row.seq, row.hash) for row in rows})
+    found = session.execute(select(Event.case_id, Event.seq, Event.hash)
+                            .join(last, (Event.case_id == last.c.case_id) & (Event.seq == last.c.seq)))
+    heads.update({row.case_id: (row.seq, row.hash) for row in found})
     heads.update({i: (0, GENESIS) for i in wanted if i not in heads})
 
 
 @sa_event.listens_for(Session, "after_transaction_end")
-def _forget_chain_heads(session: Session, _transaction) -> None:
-    # Another transaction may extend a chain once this one ends (or a rollback undid our events).
-    session.info.pop("chain_heads", None)
+def _forget_chain_heads(session: Session, transaction) -> None:
+    # Another transaction may extend a chain once this one ends (or a rollback undid our events). A
+    # flush's own subtransaction ends inside the transaction: the heads hold on.
+    if transaction.parent is None or transaction.nested:
+        session.info.pop("chain_heads", None)
 
 
 @dataclass(frozen=True)

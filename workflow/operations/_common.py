@@ -1,11 +1,13 @@
 """Helpers shared by the case and step operations."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from types import SimpleNamespace
 
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from .. import audit
 from ..errors import Conflict, IllegalAction, Invalid, PreconditionFailed
 
 
@@ -32,12 +34,25 @@ def check_version(case, expected_version: int | None) -> None:
         )
 
 
-def flush(session: Session) -> None:
-    """Flush, turning a lost optimistic-locking race into Conflict."""
+@contextmanager
+def lost_race():
+    """Turn a lost optimistic-locking race (a flush's UPDATE … WHERE version = …) into Conflict."""
     try:
-        session.flush()
+        yield
     except StaleDataError:
         raise Conflict("the case was changed by someone else at the same moment; reload it") from None
+
+
+def flush(session: Session) -> None:
+    """Flush, turning a lost optimistic-locking race into Conflict."""
+    with lost_race():
+        session.flush()
+
+
+def record(session: Session, case, actor, action: str, **details) -> None:
+    """Audit ``action``; its first event of a transaction may flush (SQLite), so a lost race is Conflict."""
+    with lost_race():
+        audit.record(session, case, actor, action, **details)
 
 
 def require_text(value, field: str, limit: int = 500) -> str:

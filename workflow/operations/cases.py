@@ -1,13 +1,14 @@
 """Case operations: submit, accept, reject, suspend, resume, withdraw, deliver."""
 from __future__ import annotations
 
+import functools
 import secrets
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
-from .. import audit, timers
+from .. import audit, calendar_days, timers
 from ..actors import SYSTEM, Actor
 from ..applications import ApplicationSchema
 from ..calendar import HALL_TZ
@@ -20,7 +21,7 @@ from ..machines.case import CaseState
 from ..machines.step import SETTLED_STATES, StepState
 from ..models import Case, CaseCounter, Step, Suspension
 from ..validation import load
-from ._common import authorize, check_version, ensure_can, flush, require_text
+from ._common import authorize, check_version, ensure_can, flush, record, require_text
 
 # 32 symbols without look-alikes (0/O, 1/I): 10 of them carry 50 random bits.
 TRACKING_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
@@ -28,18 +29,59 @@ DELIVERY_METHODS = ("counter", "mail")
 
 
 def get_case(session: Session, case_no: str, *, lock: bool = False) -> Case:
-    """Load a case by number; ``lock`` takes its row lock (PostgreSQL) for an action."""
-    query = select(Case).where(Case.case_no == case_no)
-    if lock:
-        query = query.with_for_update().execution_options(populate_existing=True)
-    case = session.scalar(query)
+    """Load a case by number; ``lock`` takes its row lock for an action.
+
+    Locked, the case costs two statements: the lock, which also brings whether the hall's calendar
+    changed (``calendar_days.stamp_columns``), then the case with its steps and suspensions. The
+    second must be a statement of its own: when a lock wait ends, PostgreSQL re-reads the locked row
+    but not the rows joined to it, which would be as they were when the waiting statement began (a
+    step another clerk completed meanwhile would look open). The audit chain's head is the locked
+    row's own (``audit.heads_of_locked``).
+    """
+    if not lock:
+        case = session.scalar(select(Case).where(Case.case_no == case_no))
+    else:
+        _write_lock_sqlite(session)
+        locked = session.execute(_lock(), {"case_no": case_no}).first()
+        case = None
+        if locked is not None:
+            calendar_days.calendar_for(session, stamp=tuple(locked[1:]))
+            case = session.execute(_with_parts(), {"case_id": locked[0]}).unique().scalar_one()
+            audit.heads_of_locked(session, [(case.id, case.chain_seq, case.chain_hash)])
     if case is None:
         raise NotFound(f"no case {case_no}")
     return case
 
 
+# Built once: building these statements and their cache keys costs more than running them.
+@functools.cache
+def _lock():
+    return (select(Case.id, *calendar_days.stamp_columns()).where(Case.case_no == bindparam("case_no"))
+            .with_for_update(of=Case))
+
+
+@functools.cache
+def _with_parts():
+    return (select(Case).where(Case.id == bindparam("case_id"))
+            .options(joinedload(Case.steps), joinedload(Case.suspensions))
+            .execution_options(populate_existing=True))
+
+
+def _write_lock_sqlite(session: Session) -> None:
+    """SQLite has no row locks: take the database's write lock before reading, as FOR UPDATE would the row's.
+
+    Python's sqlite3 begins a transaction only before the first write, so a case read before it
+    could change before that write; ``BEGIN IMMEDIATE`` makes the read and the action one
+    serialised unit (other writers wait, readers do not in WAL mode). A transaction already open
+    has written, so it holds the write lock already.
+    """
+    connection = session.connection()
+    if connection.dialect.name == "sqlite" and not connection.connection.driver_connection.in_transaction:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def definition_of(session: Session, case: Case) -> Definition:
-    return store.get(session, case.definition_name, case.definition_version)
+    return timers.definition_of(session, case)
 
 
 def _next_case_no(session: Session, now) -> str:
@@ -108,6 +150,7 @@ def submit_case(session: Session, actor: Actor, application: dict) -> Case:
     _build_steps(case, definition, wanted)
     session.add(case)
     flush(session)
+    audit.new_chain(session, case)
     audit.record(session, case, actor, "submit", to_state=case.state,
                  payload={"definition": f"{definition.name} v{definition.version}",
                           "steps": sorted(wanted)})
@@ -121,8 +164,7 @@ def _case_action(session: Session, case: Case, actor: Actor, event: str, expecte
     before = case.state
     fire(case_machine.MACHINE, event, case, actor=actor, **context)
     case.touch(utcnow())
-    flush(session)  # a lost optimistic-locking race surfaces here, as Conflict
-    audit.record(session, case, actor, event, from_state=before, to_state=case.state, payload=payload)
+    record(session, case, actor, event, from_state=before, to_state=case.state, payload=payload)
 
 
 def advance(session: Session, case: Case, definition: Definition) -> None:
@@ -168,6 +210,7 @@ def accept_case(session: Session, case: Case, actor: Actor, *, missing_materials
     case.accepted_at = utcnow()
     case.missing_materials = materials
     advance(session, case, definition)
+    flush(session)  # a lost optimistic-locking race surfaces here, as Conflict
     timers.rearm(session, case)
     return case
 

@@ -11,9 +11,11 @@ from ..errors import Invalid, NotFound
 from ..machines import case as case_machine, fire
 from ..machines import step as step_machine
 from ..machines.case import CaseState
+from ..calendar_days import calendar_for
 from ..models import Case, Step, User
+from ..sla import used_minutes
 from ..validation import load
-from ._common import authorize, check_version, ensure_can, flush, require_text
+from ._common import authorize, check_version, ensure_can, flush, record, require_text
 from .cases import advance, definition_of
 
 
@@ -26,14 +28,14 @@ def _step(case: Case, key: str) -> Step:
 
 def _step_action(session: Session, case: Case, key: str, actor: Actor, event: str,
                  expected_version: int | None, payload: dict | None = None) -> Step:
+    """Check, fire and audit one action on a step; the caller sets its fields and flushes once."""
     step = _step(case, key)
     authorize(step_machine.PERMISSIONS, event, step, actor=actor)
     check_version(case, expected_version)
     before = step.state
     fire(step_machine.MACHINE, event, step, actor=actor)
     case.touch(utcnow())
-    flush(session)  # a lost optimistic-locking race surfaces here, as Conflict
-    audit.record(session, case, actor, event, step=key, from_state=before, to_state=step.state, payload=payload)
+    record(session, case, actor, event, step=key, from_state=before, to_state=step.state, payload=payload)
     return step
 
 
@@ -42,7 +44,7 @@ def claim_step(session: Session, case: Case, key: str, actor: Actor, *,
     """Take a ready step into one's own hands."""
     step = _step_action(session, case, key, actor, "claim", expected_version)
     step.assignee_id, step.claimed_at = actor.user_id, utcnow()
-    flush(session)
+    flush(session)  # one UPDATE each of the step and the case, one INSERT of the event; a lost race is Conflict
     return case
 
 
@@ -88,16 +90,19 @@ def complete_step(session: Session, case: Case, key: str, actor: Actor, outputs:
     ensure_can(step_machine.MACHINE, "complete", step)
     definition = definition_of(session, case)
     values = load(definition.step(key).outputs_schema, outputs if isinstance(outputs, dict) else {})
+    calendar = calendar_for(session)  # before any change: its query then has nothing to flush first
     _step_action(session, case, key, actor, "complete", expected_version, payload={"outputs": values})
     step.outputs = audit.canonical(values)
     step.done_at = utcnow()
     advance(session, case, definition)
-    # Fix the working time used, for the applicant's estimates and the admins' reports (in SQL).
-    measured = timers.timing(session, case, step.done_at)
-    step.elapsed_minutes = measured.steps[key].used_minutes
+    # Fix the working time used, for the applicant's estimates and the admins' reports (in SQL); the
+    # same clocks then rearm the timers.
+    case_clocks = timers.clocks(session, case, definition)
+    step.elapsed_minutes = used_minutes(calendar, case_clocks[key], step.done_at)
     if case.ready_at is not None:
-        case.elapsed_minutes = measured.case.used_minutes
-    timers.rearm(session, case)
+        case.elapsed_minutes = used_minutes(calendar, case_clocks[timers.CASE], case.ready_at)
+    flush(session)  # every change of the action in one go; a lost race is Conflict
+    timers.rearm(session, case, calendar=calendar, case_clocks=case_clocks)
     return case
 
 
@@ -111,5 +116,6 @@ def refuse_step(session: Session, case: Case, key: str, actor: Actor, *, reason:
     case.closing_reason, case.closed_at = f"{key}: {reason}", utcnow()
     audit.record(session, case, SYSTEM, "step_refused", step=key, from_state=CaseState.in_progress,
                  to_state=case.state, payload={"reason": reason})
+    flush(session)
     timers.rearm(session, case)
     return case
