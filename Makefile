@@ -46,9 +46,12 @@ run: install
 	  trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	  $(BIN)/gunicorn --workers 2 --bind 127.0.0.1:$(PORT) --access-logfile - wsgi:app; }
 
+# One pytest worker per core (pytest-xdist); on PostgreSQL each worker gets its own database.
+JOBS ?= $(shell nproc)
+
 test: install-test
-	$(BIN)/python -m pytest
-	bin/with-postgres $(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(JOBS)
+	bin/with-postgres $(BIN)/python -m pytest -n $(JOBS)
 
 # Every figure of bench/ with its ceiling, on SQLite and a throwaway PostgreSQL, then bench/RESULTS.md.
 # About half an hour on 2 cores, most of it the province-scale data (BENCH_CASES, default 1 000 000).

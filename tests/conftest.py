@@ -18,6 +18,28 @@ from .factories import Factory
 TRANSLATIONS = Path(__file__).resolve().parent.parent / "translations"
 PG_URL = os.environ.get("TEST_DATABASE_URL")
 ON_POSTGRES = bool(PG_URL)
+# Under pytest-xdist (`make test` runs one worker per core) each worker has its own database on the
+# server, made on first use: tests empty their database between them, so workers cannot share one.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if ON_POSTGRES and WORKER:
+    from sqlalchemy.engine import make_url
+
+    _base = make_url(PG_URL)
+    PG_URL = _base.set(database=f"{_base.database}_{WORKER}").render_as_string(hide_password=False)
+
+
+def _create_worker_database() -> None:
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import NullPool
+
+    base = os.environ["TEST_DATABASE_URL"]
+    name = make_url(PG_URL).database
+    admin = create_engine(base, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with admin.connect() as conn:
+        if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar():
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
 
 
 def pytest_sessionstart(session):
@@ -63,6 +85,8 @@ def _migrate(url: str) -> None:
 def migrated(tmp_path_factory):
     """Run the real migrations once; return how to get a clean database for each test."""
     if ON_POSTGRES:
+        if WORKER:
+            _create_worker_database()
         engine = make_engine(PG_URL)
         with engine.begin() as conn:
             conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
