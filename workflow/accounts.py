@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -22,7 +23,16 @@ from .errors import Forbidden, IllegalAction, Invalid, NotFound, Unauthenticated
 from .models import AdminEvent, ApiToken, User
 
 _hasher = PasswordHasher()
+# argon2id holds its whole memory cost (64 MiB in argon2-cffi's RFC 9106 profile) while it hashes or
+# verifies, so N sign-ins at once would take a worker N × 64 MiB higher: one at a time per process.
+# A check takes a few tens of milliseconds; sign-ins are rare enough that the queue never shows.
+_hashing = threading.Lock()
 TOKEN_PREFIX = "ow_"
+
+
+def _hash(password: str) -> str:
+    with _hashing:
+        return _hasher.hash(password)
 
 
 def known_departments(session: Session) -> set[str]:
@@ -65,7 +75,7 @@ def create_user(session: Session, username: str, password: str, role: Role | str
     if errors:
         raise Invalid(errors)
     user = User(username=username, display_name=display_name or username, role=role,
-                department=department, password_hash=_hasher.hash(password))
+                department=department, password_hash=_hash(password))
     session.add(user)
     session.flush()
     if by is not None:
@@ -76,7 +86,8 @@ def create_user(session: Session, username: str, password: str, role: Role | str
 def check_password(user: User, password: str) -> bool:
     """Whether ``password`` is the user's, in constant time."""
     try:
-        return _hasher.verify(user.password_hash, password)
+        with _hashing:
+            return _hasher.verify(user.password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
 
@@ -103,7 +114,7 @@ def sign_in(session: Session, username: str, password: str) -> SignIn:
     now = utcnow()
     user = session.scalar(select(User).where(User.username == username).with_for_update())
     if user is None:
-        _hasher.hash(password)  # take as long as a real check
+        _hash(password)  # take as long as a real check
         return SignIn(None, "wrong username or password")
     if user.locked_until is not None and user.locked_until > now:
         return SignIn(None, "account locked after repeated wrong passwords; try again in 15 minutes", locked=True)
@@ -226,7 +237,7 @@ def reset_password(session: Session, actor: Actor, username: str, password: str)
     user = get_user(session, username)
     if problems := _password_errors(password):
         raise Invalid({"password": problems})
-    user.password_hash = _hasher.hash(password)
+    user.password_hash = _hash(password)
     user.failed_logins, user.locked_until = 0, None
     _log(session, actor, "password_reset", user)
     return user
