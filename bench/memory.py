@@ -10,17 +10,18 @@ session cookie) and, every 200th request, a receipt PDF (WeasyPrint: the heavies
 does). Every 1 000 requests the script reads ``VmRSS`` and ``VmHWM`` (the peak) of each worker from
 ``/proc``. A run is a fresh server; at least five runs.
 
-Figures: the peak RSS of the larger worker after all requests (``VmHWM``), and its growth: RSS
-after the last 1 000 requests less RSS after the first 2 000 (by then every kind of request,
-the PDF included, has been served and the caches filled), the larger of the two workers'.
+Figures: the peak RSS of the larger worker after all requests (``VmHWM``: what lives only during
+a request counts too, e.g. a sign-in's 64 MiB of argon2), the largest RSS at the samples, and the
+growth: RSS after the last 1 000 requests less RSS after the first 2 000 (by then every kind of
+request, the PDF included, has been served and the caches filled), the larger of the two workers'.
 The ceiling (here a floor): the same worker's RSS after its first request of each kind in the
 same run — what the imports, the fonts and the caches cost before any load.
 
 The tracking limits are set above the run (``FLASK_TRACK_LIMIT`` etc. = ``1000000 per minute``):
 every request comes from one address; the limiter still counts each lookup in memory.
 
-Run: ``bin/with-postgres .venv/bin/python bench/memory.py`` (about ten minutes on 2 cores).
-Targets: peak under 200 MB, growth from 2 000 to 10 000 requests under 5 MB.
+Run: ``bin/with-postgres .venv/bin/python bench/memory.py`` (about half an hour on 2 cores).
+Targets: peak (and largest sample) under 200 MB, growth from 2 000 to 10 000 requests under 5 MB.
 """
 from __future__ import annotations
 
@@ -117,8 +118,9 @@ class Load:
             raise RuntimeError(f"run failed: {self.failures[0]}")
 
 
-def one_run(env: dict, staff: dict, cases: list, total: int) -> tuple[float, float, float, list[list[int]]]:
-    """A fresh server: (floor MB, peak MB, growth MB, samples) where samples are [requests, RSS KiB per worker]."""
+def one_run(env: dict, staff: dict, cases: list, total: int) -> tuple[float, float, float, float, list[list[int]]]:
+    """A fresh server: (floor MB, peak MB, largest sample MB, growth MB, samples), where samples are
+    [requests, RSS KiB per worker]."""
     with Server("wsgi:app", env) as server:
         workers = server.worker_pids()
         # Every kind of request once per client thread, so that each worker has served each kind.
@@ -146,7 +148,8 @@ def one_run(env: dict, staff: dict, cases: list, total: int) -> tuple[float, flo
     first = by_count.get(2 * SAMPLE_EVERY) or samples[min(1, len(samples) - 1)][1:]
     last = samples[-1][1:]
     growth = max(after - before for before, after in zip(first, last)) / 1024
-    return floor, peak, growth, samples
+    largest = max(max(row[1:]) for row in samples) / 1024
+    return floor, peak, largest, growth, samples
 
 
 def main() -> None:
@@ -165,15 +168,17 @@ def main() -> None:
     cases = seed_cases(url, options.cases)
     analyze(url)
     env = app_env(url, TRACK_LIMIT=ABOVE_THE_RUN, TRACK_MISS_LIMIT=ABOVE_THE_RUN, VERIFY_LIMIT=ABOVE_THE_RUN)
-    floors, peaks, growths, all_samples = [], [], [], []
+    floors, peaks, largests, growths, all_samples = [], [], [], [], []
     for run in range(options.runs):
-        floor, peak, growth, samples = one_run(env, staff, cases, options.requests)
-        floors.append(floor), peaks.append(peak), growths.append(growth), all_samples.append(samples)
+        floor, peak, largest, growth, samples = one_run(env, staff, cases, options.requests)
+        floors.append(floor), peaks.append(peak), largests.append(largest), growths.append(growth)
+        all_samples.append(samples)
         print(f"run {run + 1}: after warm-up {floor:.1f} MB, peak {peak:.1f} MB, growth "
               f"{2 * SAMPLE_EVERY}→{options.requests} {growth:+.1f} MB; RSS MB per 1 000: "
               + " ".join("/".join(f"{kib / 1024:.0f}" for kib in row[1:]) for row in samples), flush=True)
 
     floor, peak, growth = Figures(floors, "MB"), Figures(peaks, "MB"), Figures(growths, "MB")
+    largest = Figures(largests, "MB")
     server = Server("wsgi:app").settings
     note = (f"{options.requests:,} requests per run from {CLIENTS} client threads (tracking API and page, REST lists, "
             f"case and events, queue, board, dashboard, case pages, a receipt PDF every {RECEIPT_EVERY}) on "
@@ -183,6 +188,12 @@ def main() -> None:
     record("memory", Result(
         benchmark="memory", figure="peak worker RSS", measured=peak.as_dict(), ceiling=floor.as_dict(),
         target=f"< {TARGET_MB:.0f} MB", met=peak.median < TARGET_MB, database="postgresql", notes=note, extra=extra))
+    record("memory", Result(
+        benchmark="memory", figure="largest sampled worker RSS", measured=largest.as_dict(), ceiling=floor.as_dict(),
+        target=f"< {TARGET_MB:.0f} MB", met=largest.median < TARGET_MB, database="postgresql",
+        notes=f"the larger worker's RSS at the samples every {SAMPLE_EVERY:,} requests (VmRSS); the peak above "
+              f"(VmHWM) also counts what lives only during a request, e.g. argon2's 64 MiB per sign-in",
+        extra={"ratio_as": "times"}))
     record("memory", Result(
         benchmark="memory", figure=f"RSS growth {2 * SAMPLE_EVERY:,}→{options.requests:,} requests",
         measured=growth.as_dict(), target=f"< {TARGET_GROWTH_MB:.0f} MB (not growing)",
