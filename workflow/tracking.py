@@ -22,15 +22,15 @@ from sqlalchemy.orm import Session, joinedload, lazyload
 from . import audit
 from .actors import Actor, Role
 from .calendar import BusinessCalendar
-from .calendar_days import calendar_for
+from .calendar_days import calendar_for, stamp_columns
 from .clock import utcnow
-from .definitions import Definition, store
+from .definitions import Definition
 from .errors import Conflict, Forbidden, IllegalAction, Invalid, NotFound
 from .machines.case import CaseState
 from .machines.step import SETTLED_STATES, StepState
 from .models import Case, FollowUp, Rating, Step
 from .operations._common import require_text
-from .timers import Timing, timing
+from .timers import Timing, definition_of, timing
 
 APPLICANT = Actor(user_id=None, username="applicant", role=None, department=None)
 # Five working days of the hall's default sessions (7 working hours a day).
@@ -53,17 +53,19 @@ def find(session: Session, case_no: str, code: str) -> Case | None:
     """The case with this number if ``code`` is its tracking code (compared in constant time).
 
     Only the number and code are read until the code matches: an unknown number and a wrong code
-    cost the same one-row lookup (no steps loaded for a case the caller may not see). A match
-    loads the case with its steps and suspensions in one query.
+    cost the same one-row lookup (no steps loaded for a case the caller may not see). That lookup
+    also brings whether the hall's calendar changed, for the view that follows; a match then loads
+    the case with its steps and suspensions in one query.
     """
     case_no = (case_no or "").strip().upper()[:20]
     given = (code or "").strip().upper().encode()[:64]
-    row = session.execute(select(Case.id, Case.tracking_code).where(Case.case_no == case_no)).first() \
-        if case_no else None
+    row = session.execute(select(Case.id, Case.tracking_code, *stamp_columns())
+                          .where(Case.case_no == case_no)).first() if case_no else None
     expected = (row.tracking_code if row is not None else _NO_CODE).encode()
     matches = hmac.compare_digest(expected, given)
     if row is None or not matches:
         return None
+    calendar_for(session, stamp=tuple(row[2:]))
     return session.scalars(
         select(Case).where(Case.id == row.id)
         .options(joinedload(Case.steps).lazyload(Step.assignee), joinedload(Case.suspensions))
@@ -150,7 +152,7 @@ def public_view(session: Session, case: Case, now: datetime | None = None) -> di
     """What anyone holding the case number and code may see: states, agencies, times. No names of
     people, no ID or phone numbers, no free text typed by staff (it may name someone)."""
     now = now or utcnow()
-    definition = store.get(session, case.definition_name, case.definition_version)
+    definition = definition_of(session, case)
     calendar = calendar_for(session)
     measured = timing(session, case, now, calendar)
     medians = cached_medians(session, [step.key for step in case.steps]) if case.state is CaseState.in_progress else {}
