@@ -9,10 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from types import SimpleNamespace
 from datetime import datetime, timezone
+from types import SimpleNamespace
 
-from sqlalchemy import event as sa_event, func, select
+from sqlalchemy import event as sa_event, func, insert, select
 from sqlalchemy.orm import Session
 
 from .actors import Actor
@@ -20,6 +20,7 @@ from .clock import utcnow
 from .models import Case, Event
 
 GENESIS = "0" * 64
+_PENDING = "pending_events"  # rows record() made, for the next flush to insert
 
 
 def canonical(payload) -> dict:
@@ -102,21 +103,30 @@ def _row(case_id: int, case_no: str, actor: Actor, action: str, seq: int, prev_h
 
 
 def record(session: Session, case: Case, actor: Actor, action: str, *, step: str | None = None,
-           from_state=None, to_state=None, payload: dict | None = None, at: datetime | None = None) -> Event:
-    """Append one event to the case's chain; the caller's flush and commit write it.
+           from_state=None, to_state=None, payload: dict | None = None, at: datetime | None = None) -> dict:
+    """Append one event to the case's chain; the caller's flush writes it; return its row.
 
     The caller holds the case's row lock (or its version check) for the transaction, so the chain's
-    head stays the head until the commit; it is remembered for the rest of the transaction.
+    head stays the head until the commit; it is remembered for the rest of the transaction. The
+    event is not an ORM object: the case's new head makes the case dirty, and the flush that writes
+    it inserts the transaction's new events after it, in one statement (``_write_events``).
     """
     if case.id is None:
         session.flush()
     seq, prev_hash = _head(session, case.id)
-    evt = Event(**_row(case.id, case.case_no, actor, action, seq + 1, prev_hash, step=step, from_state=from_state,
-                       to_state=to_state, payload=payload, at=at))
-    session.info["chain_heads"][case.id] = (evt.seq, evt.hash)
-    case.chain_seq, case.chain_hash = evt.seq, evt.hash
-    session.add(evt)
-    return evt
+    row = _row(case.id, case.case_no, actor, action, seq + 1, prev_hash, step=step, from_state=from_state,
+               to_state=to_state, payload=payload, at=at)
+    session.info["chain_heads"][case.id] = (row["seq"], row["hash"])
+    case.chain_seq, case.chain_hash = row["seq"], row["hash"]
+    session.info.setdefault(_PENDING, []).append(row)
+    return row
+
+
+@sa_event.listens_for(Session, "after_flush")
+def _write_events(session: Session, _flush_context) -> None:
+    rows = session.info.pop(_PENDING, None)
+    if rows:
+        session.connection().execute(insert(Event.__table__), rows)
 
 
 def event_row(session: Session, case_id: int, case_no: str, actor: Actor, action: str, *,
@@ -159,6 +169,7 @@ def _forget_chain_heads(session: Session, transaction) -> None:
     # flush's own subtransaction ends inside the transaction: the heads hold on.
     if transaction.parent is None or transaction.nested:
         session.info.pop("chain_heads", None)
+        session.info.pop(_PENDING, None)
 
 
 @dataclass(frozen=True)

@@ -175,7 +175,7 @@ _DUE_CASE_COLUMNS = (Case.id, Case.case_no, Case.state, Case.definition_name, Ca
                      Case.sla_status)
 
 
-def fire_due(session: Session, now: datetime | None = None, limit: int = 500) -> int:
+def fire_due(session: Session, now: datetime | None = None, limit: int = 200) -> int:
     """Fire the due timers of a batch of cases; return how many fired.
 
     The caller commits (once per batch) and calls again until it returns 0. The batch is chosen
@@ -186,9 +186,10 @@ def fire_due(session: Session, now: datetime | None = None, limit: int = 500) ->
     A batch costs the same eight statements however many timers it fires: the locked cases (with the
     calendar's stamp), the claim, their steps and suspensions (plain rows, not ORM objects), and one
     bulk statement each for the events, the notifications, the cases' statuses and chain heads and
-    the steps' statuses. Batches of 500 cases keep a sweep of a thousand timers to two of them while
-    a clerk waits at most one batch for a case the sweep holds. Objects of these cases that the
-    session holds are expired, so they read the new statuses.
+    the steps' statuses. Batches of 200 timers keep a sweep of a thousand to five of them, small
+    enough that several workers share the work and a clerk waits at most one short batch for a case
+    the sweep holds. Objects of these cases that the session holds are expired, so they read the new
+    statuses.
     """
     now = now or utcnow()
     rows = session.execute(

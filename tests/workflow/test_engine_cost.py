@@ -13,8 +13,8 @@ The bounds below are what the engine now needs, statement by statement:
 - claim: the lock (with the calendar's stamp), the case with its steps and suspensions, then one
   flush: UPDATE cases, UPDATE steps, INSERT events — 5;
 - complete (registration, which opens three steps): the lock, the case, UPDATE cases, UPDATE steps
-  for the step done, UPDATE steps for the steps it opens (one executemany), INSERT events (one
-  batch on PostgreSQL; SQLite inserts them one by one), the timers' upsert — 7;
+  for the step done, UPDATE steps for the steps it opens (one executemany), INSERT events (its four
+  in one executemany), the timers' upsert — 7;
 - SQLite adds ``BEGIN IMMEDIATE`` to each (its write lock stands in for the row lock).
 """
 from __future__ import annotations
@@ -83,8 +83,7 @@ def test_a_claim_and_a_completion_cost_a_fixed_handful_of_statements(engine, ses
 
     complete, complete_events = split(act(engine, case.case_no, "registration", clerk, "complete"))
     assert len(complete) == 6 + sqlite, "\n".join(complete)
-    # PostgreSQL: the complete and three unblock events in one batch; SQLite: one by one.
-    assert len(complete_events) == (4 if sqlite else 1), "\n".join(complete_events)
+    assert len(complete_events) == 1, "\n".join(complete_events)  # complete and three unblocks, one batch
     assert not any("FROM events" in s or "process_definitions" in s for s in claim + complete)
 
     session.expire_all()
