@@ -9,6 +9,7 @@ from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session, contains_eager, selectinload
 
 from .actors import SERVICE_WINDOW, Actor, Role
+from .errors import Forbidden
 from .machines.case import CaseState
 from .machines.step import OPEN_STATES
 from .models import Case, Event, Notification, Step, User
@@ -91,7 +92,13 @@ def case_events(session: Session, case: Case) -> list[Event]:
 
 
 def notifications_for(session: Session, actor: Actor, limit: int = 100, unread_only: bool = False) -> list:
-    """The newest notifications of the actor's department (every department for admins), with case numbers."""
+    """The newest notifications of the actor's department (every department for admins), with case numbers.
+
+    Notifications are for supervisors (contract §2: a crossing "notifies the owning department's
+    supervisors") and admins, as on the board; a clerk gets Forbidden.
+    """
+    if actor.role not in (Role.supervisor, Role.admin):
+        raise Forbidden("notifications are for supervisors and admins")
     query = (select(Notification, Case.case_no).join(Case, Case.id == Notification.case_id)
              .order_by(Notification.created_at.desc(), Notification.id.desc()).limit(limit))
     if unread_only:
