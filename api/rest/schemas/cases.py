@@ -137,7 +137,8 @@ class CaseListArgs(ma.Schema):
                                metadata={"description": "The case's status as last recorded by the timer worker"})
     q = fields.String(validate=validate.Length(1, 100),
                       metadata={"description": "Case number prefix or part of the company name"})
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    # Bounded so that the offset fits the databases' 64-bit integers (a larger page was a 500).
+    page = fields.Integer(load_default=1, validate=validate.Range(1, 1_000_000))
     per_page = fields.Integer(load_default=20, validate=validate.Range(1, 100))
 
 
