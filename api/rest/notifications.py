@@ -51,7 +51,8 @@ class Notifications(MethodView):
         return [_dump(n, no) for n, no in rows]
 
 
-@blp.route("/<int:notification_id>/read", methods=["POST"])
+# Ids beyond the databases' 64-bit integers are no notification (404), not an overflow in the query (500).
+@blp.route(f"/<int(min=1, max={2**63 - 1}):notification_id>/read", methods=["POST"])
 @blp.arguments(ReadBody, required=False)
 @blp.response(200, NotificationSchema)
 def read(body, notification_id):
