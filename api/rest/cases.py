@@ -29,7 +29,8 @@ def if_match() -> int | None:
     if value is None or value.strip() == "*":
         return None
     text = value.strip().removeprefix("W/").strip('"')
-    return int(text) if text.isdigit() else -1  # never a real version: 412
+    # isdigit alone takes "²" and "٣" too, which int() then refuses: a 500 instead of a 412.
+    return int(text) if text.isascii() and text.isdigit() else -1  # never a real version: 412
 
 
 def etag(case) -> dict:
