@@ -6,12 +6,14 @@ flask-smorest registers its HTTPException handler on the whole app (flask-smores
 """
 from __future__ import annotations
 
+import http
 import json
 
 import flask_smorest
 from flask import Flask, current_app, g, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from flask_smorest.utils import prepare_response
 from jinja2 import TemplateNotFound
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
@@ -20,7 +22,10 @@ from werkzeug.http import HTTP_STATUS_CODES
 from workflow import errors as wf
 from workflow.validation import flatten
 
+from .rest.schemas.common import ProblemSchema
+
 API_PREFIX = "/api/"
+PROBLEM_CONTENT_TYPE = "application/problem+json"
 
 STATUS = {
     wf.NotFound: 404,
@@ -52,7 +57,7 @@ def problem(status: int, detail: str | None = None, *, type_: str | None = None,
     }
     body.update({k: v for k, v in extra.items() if v is not None})
     response = current_app.response_class(
-        json.dumps(body, ensure_ascii=False), status=status, mimetype="application/problem+json"
+        json.dumps(body, ensure_ascii=False), status=status, mimetype=PROBLEM_CONTENT_TYPE
     )
     for name, value in (headers or {}).items():
         response.headers[name] = value
@@ -134,6 +139,24 @@ def handle_workflow_error(error: wf.WorkflowError):
 class Api(flask_smorest.Api):
     """flask-smorest's Api, answering HTTP errors as problem+json (API) or HTML (pages)."""
 
+    ERROR_SCHEMA = ProblemSchema
+
+    def _register_responses(self):
+        """Document errors as they are sent: problem+json, not smorest's ``application/json`` Error.
+
+        The same shared responses as flask-smorest's own (one per status name, and ``DEFAULT_ERROR``),
+        which views name with ``documented(blp, 404, ...)`` or ``@blp.alt_response(404, response="NOT_FOUND")``.
+        """
+        for status in http.HTTPStatus:
+            if status < 400:
+                continue
+            response = {"description": status.phrase, "schema": self.ERROR_SCHEMA}
+            prepare_response(response, self.spec, PROBLEM_CONTENT_TYPE)
+            self.spec.components.response(status.name, response, lazy=True)
+        response = {"description": "Any other error, as RFC 9457 problem details", "schema": self.ERROR_SCHEMA}
+        prepare_response(response, self.spec, PROBLEM_CONTENT_TYPE)
+        self.spec.components.response(self.DEFAULT_ERROR_RESPONSE_NAME, response, lazy=True)
+
     def handle_http_exception(self, error: HTTPException):
         status = error.code or 500
         if not wants_problem():
@@ -157,6 +180,15 @@ class Api(flask_smorest.Api):
         headers = dict(data.get("headers") or {})
         return problem(status, detail, type_="validation" if status == 422 else None, errors=errors,
                        headers=headers)
+
+
+def documented(blp: flask_smorest.Blueprint, *statuses: int):
+    """Decorator naming in the OpenAPI document the problem answers a view may give besides its own."""
+    def decorate(view):
+        for status in statuses:
+            view = blp.alt_response(status, response=http.HTTPStatus(status).name)(view)
+        return view
+    return decorate
 
 
 def handle_stale_data(_error: StaleDataError):

@@ -14,6 +14,8 @@ from workflow.operations.calendar import import_calendar_csv, set_calendar_days
 
 from ..auth import current_actor, require_staff
 from ..database import session
+from ..errors import documented
+from .schemas.common import IDEMPOTENCY_KEY
 
 blp = Blueprint("calendar", __name__, url_prefix="/api/v1/calendar",
                 description="Holidays and adjusted working days (admins maintain them)")
@@ -51,12 +53,15 @@ class ImportResult(ma.Schema):
 class Days(MethodView):
     @blp.arguments(YearArgs, location="query")
     @blp.response(200, DayInfoSchema(many=True))
+    @documented(blp, 401)
     def get(self, args):
         """The days entered for a year (the package's days are not listed)."""
         return calendar_days.days_of_year(session(), args["year"])
 
     @blp.arguments(DaysBody)
     @blp.response(200, ImportResult)
+    @blp.doc(parameters=[IDEMPOTENCY_KEY])
+    @documented(blp, 400, 401, 403, 409, 413)
     def post(self, body):
         """Enter or replace days (admins); running cases' deadlines are recomputed."""
         written, rearmed = set_calendar_days(session(), current_actor(), body["days"])
@@ -65,6 +70,9 @@ class Days(MethodView):
 
 @blp.route("/import", methods=["POST"])
 @blp.response(200, ImportResult)
+@blp.doc(parameters=[IDEMPOTENCY_KEY],
+         requestBody={"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}})
+@documented(blp, 401, 403, 409, 413, 422)
 def import_csv():
     """Import the State Council's schedule as CSV (``date,kind,name``), all or nothing (admins)."""
     text = request.get_data(as_text=True)

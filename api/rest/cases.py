@@ -12,15 +12,20 @@ from workflow import operations as ops, queries, timers
 
 from ..auth import current_actor, require_staff
 from ..database import session
+from ..errors import documented
 from .schemas.cases import (AcceptSchema, ApplicationBody, CaseListArgs, CaseSchema, CreatedCaseSchema, DeliverSchema,
                             EventSchema, OutputsSchema, ReassignSchema)
-from .schemas.common import ReasonSchema
+from .schemas.common import IDEMPOTENCY_KEY, IF_MATCH, ReasonSchema
 
 blp = Blueprint("cases", __name__, url_prefix="/api/v1/cases",
                 description="Company-opening cases (办件), their steps (环节) and audit trail")
 blp.before_request(require_staff)
 
 STEP_PATH = "/<case_no>/steps/<step>"
+# What every action on a case may answer besides 200 (and 400 for a malformed body, where it takes
+# one), and the headers it reads.
+ACTION_PROBLEMS = (401, 403, 404, 409, 412, 413, 422)
+ACTION_HEADERS = [IF_MATCH, IDEMPOTENCY_KEY]
 
 
 def if_match() -> int | None:
@@ -57,6 +62,7 @@ PAGINATION = (f"JSON: total (counted up to {queries.COUNT_LIMIT}), total_is_exac
 class Cases(MethodView):
     @blp.arguments(CaseListArgs, location="query")
     @blp.response(200, CaseSchema(many=True), headers={"X-Pagination": {"description": PAGINATION}})
+    @documented(blp, 401)
     def get(self, args):
         """List cases (filters: state, step, department, q; paginated)."""
         found = queries.list_cases(session(), **args)
@@ -68,6 +74,8 @@ class Cases(MethodView):
     @blp.arguments(ApplicationBody)
     @blp.response(201, CreatedCaseSchema)
     @blp.alt_response(422, description="Every bad field named; nothing stored")
+    @blp.doc(parameters=[IDEMPOTENCY_KEY])
+    @documented(blp, 400, 401, 403, 409, 413)
     def post(self, application):
         """Submit an application (window staff): creates a case in state submitted."""
         case = ops.submit_case(session(), current_actor(), application)
@@ -79,6 +87,7 @@ class Cases(MethodView):
 @blp.route("/<case_no>")
 class CaseById(MethodView):
     @blp.response(200, CaseSchema)
+    @documented(blp, 401, 404)
     def get(self, case_no):
         """Read a case with its steps and outputs."""
         case = ops.get_case(session(), case_no)
@@ -88,6 +97,7 @@ class CaseById(MethodView):
 @blp.route("/<case_no>/events")
 class CaseEvents(MethodView):
     @blp.response(200, EventSchema(many=True))
+    @documented(blp, 401, 404)
     def get(self, case_no):
         """The case's audit trail, oldest first."""
         db = session()
@@ -97,6 +107,8 @@ class CaseEvents(MethodView):
 @blp.route("/<case_no>/accept", methods=["POST"])
 @blp.arguments(AcceptSchema, required=False)
 @blp.response(200, CaseSchema)
+@blp.doc(parameters=ACTION_HEADERS)
+@documented(blp, 400, *ACTION_PROBLEMS)
 def accept(body, case_no):
     """受理: accept the application and start the clock (window staff)."""
     return act(ops.accept_case, case_no, missing_materials=body.get("missing_materials"))
@@ -105,6 +117,8 @@ def accept(body, case_no):
 @blp.route("/<case_no>/reject", methods=["POST"])
 @blp.arguments(ReasonSchema)
 @blp.response(200, CaseSchema)
+@blp.doc(parameters=ACTION_HEADERS)
+@documented(blp, 400, *ACTION_PROBLEMS)
 def reject(body, case_no):
     """不予受理: refuse the application, with a reason (window staff)."""
     return act(ops.reject_case, case_no, reason=body["reason"])
@@ -113,6 +127,8 @@ def reject(body, case_no):
 @blp.route("/<case_no>/suspend", methods=["POST"])
 @blp.arguments(ReasonSchema)
 @blp.response(200, CaseSchema)
+@blp.doc(parameters=ACTION_HEADERS)
+@documented(blp, 400, *ACTION_PROBLEMS)
 def suspend(body, case_no):
     """Stop the clock while waiting on the applicant (window staff or a supervisor)."""
     return act(ops.suspend_case, case_no, reason=body["reason"])
@@ -120,6 +136,8 @@ def suspend(body, case_no):
 
 @blp.route("/<case_no>/resume", methods=["POST"])
 @blp.response(200, CaseSchema)
+@blp.doc(parameters=ACTION_HEADERS)
+@documented(blp, *ACTION_PROBLEMS)
 def resume(case_no):
     """Restart the clock (window staff or a supervisor)."""
     return act(ops.resume_case, case_no)
@@ -128,6 +146,8 @@ def resume(case_no):
 @blp.route("/<case_no>/withdraw", methods=["POST"])
 @blp.arguments(ReasonSchema)
 @blp.response(200, CaseSchema)
+@blp.doc(parameters=ACTION_HEADERS)
+@documented(blp, 400, *ACTION_PROBLEMS)
 def withdraw(body, case_no):
     """The applicant withdrew (window staff)."""
     return act(ops.withdraw_case, case_no, reason=body["reason"])
@@ -136,6 +156,8 @@ def withdraw(body, case_no):
 @blp.route("/<case_no>/deliver", methods=["POST"])
 @blp.arguments(DeliverSchema)
 @blp.response(200, CaseSchema)
+@blp.doc(parameters=ACTION_HEADERS)
+@documented(blp, 400, *ACTION_PROBLEMS)
 def deliver(body, case_no):
     """一窗通取: hand over at the counter or by mail (window staff)."""
     return act(ops.deliver_case, case_no, method=body["method"], tracking_no=body.get("tracking_no"))
@@ -143,6 +165,8 @@ def deliver(body, case_no):
 
 @blp.route(f"{STEP_PATH}/claim", methods=["POST"])
 @blp.response(200, CaseSchema)
+@blp.doc(parameters=ACTION_HEADERS)
+@documented(blp, *ACTION_PROBLEMS)
 def claim(case_no, step):
     """Claim a ready step (its department's clerks)."""
     return act(ops.claim_step, case_no, step)
@@ -150,6 +174,8 @@ def claim(case_no, step):
 
 @blp.route(f"{STEP_PATH}/release", methods=["POST"])
 @blp.response(200, CaseSchema)
+@blp.doc(parameters=ACTION_HEADERS)
+@documented(blp, *ACTION_PROBLEMS)
 def release(case_no, step):
     """Give a claimed step back to the department's queue."""
     return act(ops.release_step, case_no, step)
@@ -158,6 +184,8 @@ def release(case_no, step):
 @blp.route(f"{STEP_PATH}/reassign", methods=["POST"])
 @blp.arguments(ReassignSchema)
 @blp.response(200, CaseSchema)
+@blp.doc(parameters=ACTION_HEADERS)
+@documented(blp, 400, *ACTION_PROBLEMS)
 def reassign(body, case_no, step):
     """Hand a claimed step to another clerk of its department (the department's supervisors)."""
     return act(ops.reassign_step, case_no, step, assignee=body["assignee"])
@@ -166,6 +194,8 @@ def reassign(body, case_no, step):
 @blp.route(f"{STEP_PATH}/complete", methods=["POST"])
 @blp.arguments(OutputsSchema)
 @blp.response(200, CaseSchema)
+@blp.doc(parameters=ACTION_HEADERS)
+@documented(blp, 400, *ACTION_PROBLEMS)
 def complete(outputs, case_no, step):
     """Complete a step with its output fields (see the process definition)."""
     return act(ops.complete_step, case_no, step, outputs=outputs)
@@ -174,6 +204,8 @@ def complete(outputs, case_no, step):
 @blp.route(f"{STEP_PATH}/refuse", methods=["POST"])
 @blp.arguments(ReasonSchema)
 @blp.response(200, CaseSchema)
+@blp.doc(parameters=ACTION_HEADERS)
+@documented(blp, 400, *ACTION_PROBLEMS)
 def refuse(body, case_no, step):
     """不予登记 and the like: refuse the step; the case is rejected."""
     return act(ops.refuse_step, case_no, step, reason=body["reason"])

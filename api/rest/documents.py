@@ -14,7 +14,7 @@ from workflow import operations as ops, receipts
 from .. import limits
 from ..auth import require_staff
 from ..database import session
-from ..errors import problem
+from ..errors import PROBLEM_CONTENT_TYPE, documented, problem
 from .schemas.common import ProblemSchema
 
 blp = Blueprint("documents", __name__, url_prefix="/api/v1/cases",
@@ -60,7 +60,9 @@ def track_url(case) -> str:
 @blp.route("/<case_no>/receipt.pdf")
 @blp.response(200, PDF, content_type="application/pdf",
               description="The combined receipt, PDF/A-3b with the case data attached as JSON")
-@blp.alt_response(409, schema=ProblemSchema, description="The case is not ready or delivered")
+@blp.alt_response(409, schema=ProblemSchema, content_type=PROBLEM_CONTENT_TYPE,
+                  description="The case is not ready or delivered")
+@documented(blp, 401, 404)
 def receipt(case_no):
     """The combined receipt (办结回执) of a ready or delivered case."""
     case = ops.get_case(session(), case_no)
@@ -70,7 +72,9 @@ def receipt(case_no):
 
 @blp.route("/<case_no>/slip.pdf")
 @blp.response(200, PDF, content_type="application/pdf", description="The acceptance slip, PDF/A-3b")
-@blp.alt_response(409, schema=ProblemSchema, description="The case has not been accepted")
+@blp.alt_response(409, schema=ProblemSchema, content_type=PROBLEM_CONTENT_TYPE,
+                  description="The case has not been accepted")
+@documented(blp, 401, 404)
 def slip(case_no):
     """The acceptance slip (受理通知书) of an accepted case."""
     case = ops.get_case(session(), case_no)
@@ -82,7 +86,9 @@ def slip(case_no):
 @limits.verifications
 @verify_blp.doc(security=[])  # public: no bearer token
 @verify_blp.response(200, VerificationSchema)
-@verify_blp.alt_response(404, schema=ProblemSchema, description="Forged, changed or unknown token: valid is false")
+@verify_blp.alt_response(404, schema=ProblemSchema, content_type=PROBLEM_CONTENT_TYPE,
+                         description="Forged, changed or unknown token: valid is false")
+@documented(verify_blp, 429)
 def verify(token):
     """Check a receipt's token: the company, its USCC and when the case was completed."""
     result = receipts.verification(session(), current_app.config["SECRET_KEY"], token)

@@ -11,7 +11,8 @@ from workflow.models import Case
 
 from ..auth import current_actor, require_staff
 from ..database import session
-from .schemas.common import HallDateTime
+from ..errors import documented
+from .schemas.common import IDEMPOTENCY_KEY, HallDateTime
 
 blp = Blueprint("notifications", __name__, url_prefix="/api/v1/notifications",
                 description="What supervisors are told: SLA warnings and breaches")
@@ -45,6 +46,7 @@ def _dump(notification, case_no: str) -> dict:
 @blp.route("")
 class Notifications(MethodView):
     @blp.response(200, NotificationSchema(many=True))
+    @documented(blp, 401)
     def get(self):
         """The newest 100 notifications of the caller's department (all departments for admins)."""
         rows = queries.notifications_for(session(), current_actor())
@@ -55,6 +57,8 @@ class Notifications(MethodView):
 @blp.route(f"/<int(min=1, max={2**63 - 1}):notification_id>/read", methods=["POST"])
 @blp.arguments(ReadBody, required=False)
 @blp.response(200, NotificationSchema)
+@blp.doc(parameters=[IDEMPOTENCY_KEY])
+@documented(blp, 400, 401, 403, 404, 409, 413)
 def read(body, notification_id):
     """Mark a notification read, optionally saying why it happened (a supervisor of its department, or an admin)."""
     db = session()

@@ -14,6 +14,7 @@ from workflow.clock import utcnow
 
 from ..auth import current_actor, require_staff
 from ..database import session
+from ..errors import documented
 from .schemas.common import HallDateTime
 
 blp = Blueprint("reports", __name__, url_prefix="/api/v1/reports",
@@ -87,6 +88,7 @@ class RatingSummarySchema(ma.Schema):
 class Elapsed(MethodView):
     @blp.arguments(ElapsedArgs, location="query")
     @blp.response(200, FiguresSchema(many=True))
+    @documented(blp, 401, 403)
     def get(self, args):
         """Elapsed working minutes per step, department, clerk or day: count, median, p90, max, within target."""
         department = None if args["group_by"] == "day" else _own_department()
@@ -98,6 +100,7 @@ class Elapsed(MethodView):
 class Breaches(MethodView):
     @blp.arguments(PeriodArgs, location="query")
     @blp.response(200, BreachSchema(many=True))
+    @documented(blp, 401, 403)
     def get(self, args):
         """The breaches recorded in the period, newest first, with the reasons supervisors gave."""
         return reports.breaches(session(), start=args["start"], end=args["end"], department=_own_department())
@@ -107,6 +110,7 @@ class Breaches(MethodView):
 class Ratings(MethodView):
     @blp.arguments(PeriodArgs, location="query")
     @blp.response(200, RatingSummarySchema)
+    @documented(blp, 401, 403)
     def get(self, args):
         """The applicants' ratings in the period, and the follow-ups open and overdue now."""
         return reports.ratings(session(), start=args["start"], end=args["end"])

@@ -10,6 +10,7 @@ from workflow.errors import NotFound
 
 from .. import limits
 from ..database import session
+from ..errors import PROBLEM_CONTENT_TYPE, documented
 from .schemas.common import HallDateTime, ProblemSchema
 
 blp = Blueprint("track", __name__, url_prefix="/api/v1/track",
@@ -85,8 +86,10 @@ def found(case_no: str, code: str):
 @blp.doc(security=[])
 @blp.arguments(TrackArgs, location="query")
 @blp.response(200, TrackSchema)
-@blp.alt_response(404, schema=ProblemSchema, description="Unknown case number or wrong code (the same answer)")
-@blp.alt_response(429, schema=ProblemSchema, description="Too many lookups, or too many wrong codes, from this client")
+@blp.alt_response(404, schema=ProblemSchema, content_type=PROBLEM_CONTENT_TYPE,
+                  description="Unknown case number or wrong code (the same answer)")
+@blp.alt_response(429, schema=ProblemSchema, content_type=PROBLEM_CONTENT_TYPE,
+                  description="Too many lookups, or too many wrong codes, from this client")
 def track(args):
     """A case's states, agencies, deadline and estimated completion; no personal data."""
     return tracking.public_view(session(), found(args["case_no"], args["code"]))
@@ -99,7 +102,9 @@ def track(args):
 @blp.arguments(TrackArgs, location="query")
 @blp.arguments(RatingIn)
 @blp.response(201, RatingOut)
-@blp.alt_response(409, schema=ProblemSchema, description="Not delivered yet, or already rated")
+@blp.alt_response(409, schema=ProblemSchema, content_type=PROBLEM_CONTENT_TYPE,
+                  description="Not delivered yet, or already rated")
+@documented(blp, 400, 404, 413, 429)
 def rate(args, body):
     """Rate a delivered case once, 1 to 5, with an optional comment (好差评)."""
     return tracking.rate(session(), found(args["case_no"], args["code"]), body["score"], body.get("comment"))

@@ -25,5 +25,16 @@ class ProblemSchema(ma.Schema):
     status = ma.fields.Integer()
     detail = ma.fields.String()
     state = ma.fields.String(metadata={"description": "The current state, on 409 for an illegal action"})
+    version = ma.fields.Integer(metadata={"description": "The case's current version, on 412"})
+    valid = ma.fields.Boolean(metadata={"description": "false, on 404 for a receipt's token"})
     errors = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.List(ma.fields.String()),
                             metadata={"description": "Messages per field path, on 422"})
+
+
+# Request headers the API reads, for the OpenAPI document (contract section 4).
+IDEMPOTENCY_KEY = {"in": "header", "name": "Idempotency-Key", "required": False,
+                   "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                   "description": "A repeat with the same key (same user, 24 hours) returns the first response "
+                                  "and changes nothing; the key used for another request is a 422"}
+IF_MATCH = {"in": "header", "name": "If-Match", "required": False, "schema": {"type": "string"},
+            "description": 'The case\'s version as the caller saw it ("5", from the ETag); 412 when it has moved on'}
