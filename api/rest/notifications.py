@@ -46,7 +46,7 @@ def _dump(notification, case_no: str) -> dict:
 @blp.route("")
 class Notifications(MethodView):
     @blp.response(200, NotificationSchema(many=True))
-    @documented(blp, 401)
+    @documented(blp, 401, 403)
     def get(self):
         """The newest 100 notifications of the caller's department (all departments for admins)."""
         rows = queries.notifications_for(session(), current_actor())
