@@ -61,7 +61,7 @@ class Load:
     def _clients(self, rng: random.Random) -> dict[str, Client]:
         clerk = Client(self.port, self.staff["taxation"][0].token)
         clerk.sign_in(self.staff["taxation"][0].username, PASSWORD)
-        supervisor = Client(self.port)
+        supervisor = Client(self.port, self.staff["supervisor"][0].token)
         supervisor.sign_in(self.staff["supervisor"][0].username, PASSWORD)
         admin = Client(self.port)
         admin.sign_in(self.staff["admin"][0].username, PASSWORD)
@@ -77,7 +77,7 @@ class Load:
             "list_filtered": ("api", f"/api/v1/cases?department={rng.choice(['taxation', 'bank', 'service_window'])}"),
             "case_api": ("api", f"/api/v1/cases/{case.case_no}"),
             "events": ("api", f"/api/v1/cases/{case.case_no}/events"),
-            "notifications": ("api", "/api/v1/notifications"),
+            "notifications": ("supervisor", "/api/v1/notifications"),  # supervisors' and admins' only
             "case_page": ("clerk", f"/cases/{case.case_no}"),
             "queue": ("clerk", "/queue"),
             "board": ("supervisor", "/board"),
