@@ -99,20 +99,28 @@ def parse_day(date_text: str, kind: str, name: str = "") -> dict:
 def parse_csv(text: str) -> list[dict]:
     """Rows of ``date,kind,name`` (a header line is optional); Invalid names every bad line."""
     rows, errors = [], {}
-    for number, line in enumerate(csv.reader(io.StringIO(text)), start=1):
-        if not line or not "".join(line).strip():
-            continue
-        if number == 1 and line[0].strip().lower() == "date":
-            continue
-        cells = [c.strip() for c in line] + ["", "", ""]
-        day, by_field = _day_problems(cells[0], cells[1], cells[2])
-        problems = [problem for field in ("date", "kind", "name") for problem in by_field.get(field, [])]
-        if len([c for c in line if c.strip()]) > 3:
-            problems.append("has more than three fields")
-        if problems:
-            errors[f"line {number}"] = problems
-        else:
-            rows.append({"day": day, "kind": cells[1], "name": cells[2]})
+    # newline="": the csv module splits the lines itself, whichever break a file uses (\r\n, \n or a
+    # lone \r, even mixed), as its documentation asks; a StringIO splits at \n only, and the reader
+    # then raised csv.Error (a 500) at the first lone \r.
+    reader = csv.reader(io.StringIO(text, newline=""))
+    number = 0
+    try:
+        for number, line in enumerate(reader, start=1):
+            if not line or not "".join(line).strip():
+                continue
+            if number == 1 and line[0].strip().lower() == "date":
+                continue
+            cells = [c.strip() for c in line] + ["", "", ""]
+            day, by_field = _day_problems(cells[0], cells[1], cells[2])
+            problems = [problem for field in ("date", "kind", "name") for problem in by_field.get(field, [])]
+            if len([c for c in line if c.strip()]) > 3:
+                problems.append("has more than three fields")
+            if problems:
+                errors[f"line {number}"] = problems
+            else:
+                rows.append({"day": day, "kind": cells[1], "name": cells[2]})
+    except csv.Error as error:  # a field past the module's limit (128 KiB): the rest cannot be read
+        errors[f"line {number + 1}"] = [f"cannot be read as CSV: {error}"]
     if errors:
         raise Invalid(errors, detail="the calendar file has bad lines; nothing was imported")
     return rows
