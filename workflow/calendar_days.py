@@ -85,6 +85,9 @@ def _day_problems(date_text: str, kind: str, name: str) -> tuple[date | None, di
         problems["kind"] = [f"kind {kind!r} is not holiday or workday"]
     if len(name) > 64:
         problems["name"] = ["name is longer than 64 characters"]
+    elif any(ord(c) < 32 and c not in "\t\n\r" for c in name):
+        # As for every free text (operations._common.require_text): PostgreSQL refuses NUL outright (a 500).
+        problems["name"] = ["name must not contain control characters"]
     return day, problems
 
 
