@@ -15,13 +15,16 @@ from pathlib import Path
 import click
 from alembic import command as alembic_command
 from alembic.config import Config as AlembicConfig
+from alembic.util import CommandError
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
-from workflow import accounts, audit, demo as demo_data, reports, timers
+from workflow import accounts, audit, backup as backups, demo as demo_data, reports, timers
 from workflow.calendar_days import calendar_for
 from workflow.clock import utcnow
+from workflow.db import make_engine
 from workflow.definitions import store
 from workflow.actors import Actor, Role
 from workflow.errors import WorkflowError
@@ -338,6 +341,68 @@ def definitions_publish(file):
                f"{', '.join(s.key for s in definition.steps)}")
 
 
+def _summary_lines(summary: backups.Summary) -> list[str]:
+    states = ", ".join(f"{state} {count}" for state, count in sorted(summary.states.items()))
+    return [f"cases: {summary.cases}" + (f" ({states})" if states else ""), f"events: {summary.events}"] + (
+        [f"chains verified: {summary.chains_verified} of {summary.cases}"] if summary.verified else [])
+
+
+@click.command("backup")
+@with_appcontext
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace PATH if it exists")
+def backup(path, force):
+    """Back up the database to PATH while the hall keeps working (SQLite: online backup; PostgreSQL:
+    pg_dump --format=custom, or how to run it when it is not installed)."""
+    url = current_app.config["DATABASE_URL"]
+    try:
+        summary = backups.backup(url, path, force=force)
+    except backups.BackupError as error:
+        raise click.ClickException(error.detail) from None
+    click.echo(f"backed up to {path.resolve()} ({path.stat().st_size} bytes, schema {summary.revision})")
+    for line in _summary_lines(summary):
+        click.echo(line)
+
+
+def _migrate_to_head(url: str) -> None:
+    """Bring a restored database to this code's schema (a backup from before an upgrade)."""
+    engine = make_engine(url)
+    config = alembic_config()
+    config.attributes["engine"] = engine
+    try:
+        alembic_command.upgrade(config, "head")
+    except CommandError as error:  # a revision this code does not know: made by a newer version
+        raise backups.BackupError(f"the backup's schema is not one this version knows ({error}): restore it "
+                                  "with the version of OneWindow that made it") from None
+    finally:
+        engine.dispose()
+
+
+@click.command("restore")
+@with_appcontext
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--to", "target_url", default=None, metavar="URL",
+              help="The database to restore into (SQLAlchemy URL); default: the app's DATABASE_URL")
+@click.option("--force", is_flag=True, help="Replace the contents of a database that already has tables")
+def restore(path, target_url, force):
+    """Restore the backup PATH into an empty database, migrate it to this version's schema and verify every
+    audit chain; exit 1 when a chain does not verify."""
+    url = target_url or current_app.config["DATABASE_URL"]
+    Database.engine(current_app).dispose()  # hold no connection to a database about to be replaced
+    try:
+        summary = backups.restore(path, url, force=force, migrate=_migrate_to_head)
+    except backups.ChainsBroken as error:
+        for line in _summary_lines(error.summary):
+            click.echo(line, err=True)
+        click.echo(f"Error: {error.detail}", err=True)
+        sys.exit(1)
+    except backups.BackupError as error:
+        raise click.ClickException(error.detail) from None
+    click.echo(f"restored {path} into {make_url(url).render_as_string()} (schema {summary.revision})")
+    for line in _summary_lines(summary):
+        click.echo(line)
+
+
 @click.command("demo")
 @with_appcontext
 @click.option("--password", default="demo-pass-2026", show_default=True, help="Password of every demo user")
@@ -351,5 +416,5 @@ def demo(password):
 
 def register(app: Flask) -> None:
     for group in (db_cli, users_cli, tokens_cli, audit_cli, timers_cli, reports_cli, calendar_cli, definitions_cli,
-                  demo):
+                  demo, backup, restore):
         app.cli.add_command(group)
