@@ -99,9 +99,21 @@ def parse_day(date_text: str, kind: str, name: str = "") -> dict:
     return {"day": day, "kind": kind.strip(), "name": name.strip()}
 
 
+def decode_csv(data: bytes) -> str:
+    """The text of a calendar file as uploaded: UTF-8 only; Invalid for anything else, which would
+    otherwise be stored garbled (a GBK export from a spreadsheet is the usual case)."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise Invalid({"file": [f"is not UTF-8 text (byte {error.start + 1}); save it as CSV UTF-8"]},
+                      detail="the calendar file is not UTF-8 text; nothing was imported") from None
+
+
 def parse_csv(text: str) -> list[dict]:
-    """Rows of ``date,kind,name`` (a header line is optional); Invalid names every bad line."""
+    """Rows of ``date,kind,name`` (a header line and a byte order mark are optional); Invalid names
+    every bad line."""
     rows, errors = [], {}
+    text = text.removeprefix("\ufeff")  # spreadsheets' "CSV UTF-8" starts with one; it is not a date
     # newline="": the csv module splits the lines itself, whichever break a file uses (\r\n, \n or a
     # lone \r, even mixed), as its documentation asks; a StringIO splits at \n only, and the reader
     # then raised csv.Error (a 500) at the first lone \r.

@@ -75,6 +75,6 @@ class Days(MethodView):
 @documented(blp, 401, 403, 409, 413, 422)
 def import_csv():
     """Import the State Council's schedule as CSV (``date,kind,name``), all or nothing (admins)."""
-    text = request.get_data(as_text=True)
+    text = calendar_days.decode_csv(request.get_data())  # get_data(as_text=True) replaces bad bytes silently
     written, rearmed = import_calendar_csv(session(), current_actor(), text)
     return {"days": written, "cases_rearmed": rearmed}
