@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
 from workflow import accounts, audit, backup as backups, demo as demo_data, reports, timers
-from workflow.calendar_days import calendar_for
+from workflow.calendar_days import calendar_for, decode_csv
 from workflow.clock import utcnow
 from workflow.db import make_engine
 from workflow.definitions import store
@@ -308,11 +308,12 @@ def calendar_between(a, b):
 
 
 @calendar_cli.command("import")
-@click.argument("file", type=click.File("r", encoding="utf-8-sig"))
+@click.argument("file", type=click.File("rb"))
 def calendar_import(file):
     """Load holidays and adjusted working days (CSV: date,kind,name; kind holiday or workday)."""
     with unit_of_work() as db:
-        written, rearmed = import_calendar_csv(db, CLI_ADMIN, file.read())
+        # Read as bytes: a file that is not UTF-8 is refused by name, not with a UnicodeDecodeError traceback.
+        written, rearmed = import_calendar_csv(db, CLI_ADMIN, decode_csv(file.read()))
     click.echo(f"imported {written} days; recomputed the timers of {rearmed} running cases")
 
 
