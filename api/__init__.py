@@ -11,7 +11,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import cli, errors, idempotency, limits
+from . import cli, errors, idempotency, limits, security
 from .extensions import api, babel, csrf, db, login_manager
 from .views import admin, audit, auth, case_pages, dashboard, public, staff, window
 
@@ -44,6 +44,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         OPENAPI_SWAGGER_UI_PATH="docs",
         # Swagger UI from the swagger-ui-bundle package, served by the app: the docs work offline.
         OPENAPI_SWAGGER_UI_URL="/api/v1/docs/static/",
+        # No badge from the online validator: the docs fetch nothing from outside (and the CSP forbids it).
+        OPENAPI_SWAGGER_UI_CONFIG={"validatorUrl": None},
         API_SPEC_OPTIONS={
             "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
             "security": [{"bearer": []}],
@@ -82,6 +84,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     csrf.init_app(app)
     login_manager.init_app(app)
     errors.register(app)
+    security.init_app(app)
     for target in BLUEPRINTS:
         module, _, name = target.partition(":")
         blueprint = getattr(__import__(module, fromlist=[name]), name)

@@ -1,0 +1,48 @@
+"""Security headers on every response: what a page may load and run, who may frame it, and what
+the browser may guess or pass on.
+
+The pages run no inline script and no inline style (``static/js``, ``static/css``; the charts have
+theirs removed, ``api/charts.py``), so the policy allows only the app's own files: an injected
+``<script>`` or ``onclick=`` does not run even if some text ever escaped unescaped. Swagger UI at
+``/api/v1/docs`` starts from ``static/js/swagger-ui-init.js`` too (``templates/swagger_ui.html``
+replaces flask-smorest's page, whose start-up script is inline).
+
+A small ``after_request`` rather than flask-talisman: Talisman redirects to HTTPS and sets the
+session cookie's flags itself by default (here the reverse proxy does TLS and ``create_app`` sets
+the cookie from ``FLASK_SESSION_COOKIE_*``), and the headers below are the whole of what is needed.
+"""
+from __future__ import annotations
+
+from flask import Flask
+
+CONTENT_SECURITY_POLICY = "; ".join((
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data:",  # Swagger UI draws its icons from data: URIs
+    "font-src 'self'",
+    "connect-src 'self'",  # live.js and Swagger UI fetch from the app only
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+))
+
+HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Frame-Options": "DENY",  # frame-ancestors for browsers that predate it
+    "X-Content-Type-Options": "nosniff",
+    # Other sites never learn which page (a case number is in many addresses) a link was followed
+    # from; the tracking pages send no-referrer themselves (api/views/public.py), which is kept.
+    "Referrer-Policy": "same-origin",
+}
+
+
+def init_app(app: Flask) -> None:
+    app.after_request(_secure_headers)
+
+
+def _secure_headers(response):
+    for name, value in HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
