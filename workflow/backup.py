@@ -23,7 +23,6 @@ import shutil
 import sqlite3
 import subprocess
 import tempfile
-from collections import Counter
 from collections.abc import Callable
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
