@@ -63,6 +63,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # The pg_trgm extension stays: it belongs to the whole database, may have been there before (the
+    # upgrade creates it only if missing) and may be owned by a superuser, whom only a DROP would need.
     if op.get_bind().dialect.name == "postgresql":
         op.drop_index("ix_cases_company_name_trgm", table_name="cases")
         op.drop_index("ix_cases_case_no_c", table_name="cases")
