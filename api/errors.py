@@ -26,6 +26,10 @@ from .rest.schemas.common import ProblemSchema
 
 API_PREFIX = "/api/"
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+JSON = "application/json"
+# An application nests three levels deep. Python's json gives up near 1 000 with a RecursionError
+# (a 500), and every recursive walk after it (the NUL check, marshmallow, the audit hash) nearer still.
+MAX_BODY_DEPTH = 32
 
 STATUS = {
     wf.NotFound: 404,
@@ -191,11 +195,80 @@ def documented(blp: flask_smorest.Blueprint, *statuses: int):
     return decorate
 
 
+def body_media_type(media_type: str):
+    """Decorator (under ``@blp.route``): the view reads its body as ``media_type`` itself, not as JSON."""
+    def decorate(view):
+        view.body_media_type = media_type
+        return view
+    return decorate
+
+
+def refuse_unreadable_bodies():
+    """``before_request``: an API body that cannot be read as a JSON object is a 400 saying why.
+
+    On every POST, PUT and PATCH under /api/, before authentication, validation or a query: a body
+    sent as another content type, JSON that does not parse or nests too deep, and a top level that
+    is not an object. An empty body is no body (a required one is then a 422 naming the fields);
+    reading the body is also where one past MAX_CONTENT_LENGTH becomes a 413.
+    """
+    if request.method not in ("POST", "PUT", "PATCH") or not wants_problem():
+        return None
+    if request.routing_exception is not None:
+        raise request.routing_exception  # 404 or 405 now: the app's other hooks would read the body
+    data = request.get_data(cache=True)
+    view = current_app.view_functions.get(request.endpoint)
+    if not data or getattr(view, "body_media_type", JSON) != JSON:
+        return None
+    if not request.is_json:
+        return _unreadable(f"send the body as JSON, with Content-Type: {JSON} (it came as "
+                           f"{request.mimetype or 'no content type'})")
+    try:
+        body = json.loads(data)
+    except RecursionError:
+        return _unreadable(f"the JSON body nests more than {MAX_BODY_DEPTH} levels deep")
+    except ValueError as error:  # JSONDecodeError, or UnicodeDecodeError for bytes that are not UTF-8
+        return _unreadable(f"the body is not valid JSON: {error}")
+    if not isinstance(body, dict):
+        return _unreadable(f"the JSON body must be an object ({{...}}), not {_json_kind(body)}")
+    if _deeper_than(body, MAX_BODY_DEPTH):
+        return _unreadable(f"the JSON body nests more than {MAX_BODY_DEPTH} levels deep")
+    return None
+
+
+def _unreadable(detail: str):
+    return problem(400, detail, type_="malformed-body")
+
+
+def _json_kind(value) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    return "a number"
+
+
+def _deeper_than(value, limit: int) -> bool:
+    """Whether objects and arrays nest more than ``limit`` levels, without recursing."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
 def handle_stale_data(_error: StaleDataError):
     """A lost optimistic-locking race that surfaced outside the operations' own flush."""
     return handle_workflow_error(wf.Conflict("the case was changed by someone else at the same moment; reload it"))
 
 
 def register(app: Flask) -> None:
+    app.before_request(refuse_unreadable_bodies)
     app.register_error_handler(wf.WorkflowError, handle_workflow_error)
     app.register_error_handler(StaleDataError, handle_stale_data)

@@ -14,7 +14,7 @@ from workflow.operations.calendar import import_calendar_csv, set_calendar_days
 
 from ..auth import current_actor, require_staff
 from ..database import session
-from ..errors import documented
+from ..errors import body_media_type, documented
 from .schemas.common import IDEMPOTENCY_KEY
 
 blp = Blueprint("calendar", __name__, url_prefix="/api/v1/calendar",
@@ -73,6 +73,7 @@ class Days(MethodView):
 @blp.doc(parameters=[IDEMPOTENCY_KEY],
          requestBody={"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}})
 @documented(blp, 401, 403, 409, 413, 422)
+@body_media_type("text/csv")
 def import_csv():
     """Import the State Council's schedule as CSV (``date,kind,name``), all or nothing (admins)."""
     text = calendar_days.decode_csv(request.get_data())  # get_data(as_text=True) replaces bad bytes silently
