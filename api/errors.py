@@ -181,6 +181,8 @@ class Api(flask_smorest.Api):
             detail = "; ".join(m for messages in errors.values() for m in messages)
         else:
             detail = data.get("message") or ("The request has invalid fields." if errors else error.description)
+        if status == 413 and current_app.config.get("MAX_CONTENT_LENGTH"):
+            detail = f"the request body is larger than the {current_app.config['MAX_CONTENT_LENGTH']} bytes accepted"
         headers = dict(data.get("headers") or {})
         return problem(status, detail, type_="validation" if status == 422 else None, errors=errors,
                        headers=headers)
