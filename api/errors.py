@@ -16,7 +16,7 @@ from flask_login import current_user
 from flask_smorest.utils import prepare_response
 from jinja2 import TemplateNotFound
 from sqlalchemy.orm.exc import StaleDataError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.http import HTTP_STATUS_CODES
 
 from workflow import errors as wf
@@ -218,6 +218,11 @@ def refuse_unreadable_bodies():
     if request.routing_exception is not None:
         raise request.routing_exception  # 404 or 405 now: the app's other hooks would read the body
     data = request.get_data(cache=True)
+    if request.content_length is None and request.max_content_length is not None \
+            and len(data) >= request.max_content_length:
+        # A body without a length (chunked) is cut at the limit and the part returned, no 413:
+        # werkzeug raises only on a read after it (https://github.com/pallets/werkzeug/pull/2620).
+        raise RequestEntityTooLarge()
     view = current_app.view_functions.get(request.endpoint)
     if not data or getattr(view, "body_media_type", JSON) != JSON:
         return None
