@@ -38,9 +38,18 @@ install: $(VENV)/.installed translations/zh/LC_MESSAGES/messages.mo
 install-test: $(VENV)/.installed translations/zh/LC_MESSAGES/messages.mo
 	bin/system-packages $(TEST_DEBS)
 
-# The web server and, beside it, the timer worker; stopping one (Ctrl-C) stops both. Without
-# FLASK_SECRET_KEY the app keeps its key in instance/secret_key (made on first start).
-run: install
+# The app takes its secret key only from FLASK_SECRET_KEY. For development `make run` makes one
+# here, once (instance/ is not in git), and gives it to every process it starts; a FLASK_SECRET_KEY
+# already in the environment wins. Deployments set their own (docs/deploy.md).
+SECRET_KEY_FILE ?= instance/secret_key
+
+$(SECRET_KEY_FILE):
+	mkdir -p $(@D)
+	umask 077 && $(PYTHON) -c 'import secrets; print(secrets.token_hex(32))' > $@.tmp && mv $@.tmp $@
+
+# The web server and, beside it, the timer worker; stopping one (Ctrl-C) stops both.
+run: install $(SECRET_KEY_FILE)
+	export FLASK_SECRET_KEY="$${FLASK_SECRET_KEY:-$$(cat $(SECRET_KEY_FILE))}" && \
 	$(BIN)/flask db upgrade && $(BIN)/flask demo && \
 	{ $(BIN)/flask timers run & worker=$$!; \
 	  trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -70,7 +69,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
     if not app.config.get("SECRET_KEY"):
-        app.config["SECRET_KEY"] = _instance_secret(app)
+        raise MissingSecretKey(
+            "FLASK_SECRET_KEY is not set. It signs sessions, CSRF tokens and receipts, so every app server and "
+            "timer worker needs the same long random value from the environment, e.g. "
+            "FLASK_SECRET_KEY=$(python3 -c 'import secrets; print(secrets.token_hex(32))'); "
+            "`make run` makes one for development in instance/secret_key.")
     if app.config["DATABASE_URL"].startswith("sqlite:///"):
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
@@ -109,25 +112,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     return app
 
 
-def _instance_secret(app: Flask) -> str:
-    """The key in ``instance/secret_key``, made once: the same for every worker and after restarts.
-
-    A per-process random key would make a receipt signed by one gunicorn worker "invalid" on the
-    next. Deployments set FLASK_SECRET_KEY instead.
-    """
-    path = Path(app.instance_path) / "secret_key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        draft = path.with_name(f"secret_key.{os.getpid()}")
-        draft.write_text(secrets.token_hex(32))
-        draft.chmod(0o600)
-        try:
-            os.link(draft, path)  # atomic, and refuses to replace a key another worker just made
-        except FileExistsError:
-            pass
-        finally:
-            draft.unlink()
-    return path.read_text().strip()
+class MissingSecretKey(RuntimeError):
+    """The app was started without ``FLASK_SECRET_KEY``."""
 
 
 def page_language() -> str:
