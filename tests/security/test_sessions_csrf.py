@@ -29,6 +29,7 @@ import time_machine
 from sqlalchemy import create_engine, text
 
 from api import MissingSecretKey, create_app
+from tests.conftest import ON_POSTGRES
 from tests.factories import PASSWORD
 from workflow import receipts
 from workflow.clock import utcnow
@@ -202,6 +203,11 @@ def cli_env(tmp_path, **extra) -> dict:
     return env
 
 
+# The CLI and make run are started on a SQLite file of their own: the PostgreSQL run would repeat them.
+sqlite_run_only = pytest.mark.skipif(ON_POSTGRES, reason="starts processes on SQLite only; run by the SQLite run")
+
+
+@sqlite_run_only
 def test_the_cli_refuses_to_start_without_the_key_and_says_which(tmp_path):
     command = [sys.executable, "-m", "flask", "--app", "wsgi", "routes"]
     refused = subprocess.run(command, cwd=ROOT, env=cli_env(tmp_path), capture_output=True, text=True, timeout=120)
@@ -249,6 +255,7 @@ def stop_session(process) -> None:
 
 
 @pytest.mark.slow
+@sqlite_run_only
 def test_make_run_makes_a_key_once_and_every_process_it_starts_uses_it(tmp_path):
     if not (ROOT / ".venv" / ".installed").exists():
         pytest.skip("make run needs the project's .venv (make install)")
