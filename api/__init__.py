@@ -63,6 +63,10 @@ def create_app(test_config: dict | None = None) -> Flask:
         BABEL_TRANSLATION_DIRECTORIES=str(ROOT / "translations"),
         # How many reverse proxies in front set X-Forwarded-For (0: the app faces clients directly).
         PROXY_FIX_X_FOR=0,
+        # Said for every app: Flask-Limiter keeps ``enabled`` on the one shared Limiter and takes it as
+        # the next app's default, so an app made with RATELIMIT_ENABLED=False (a test's) would leave
+        # every later app in the process unthrottled.
+        RATELIMIT_ENABLED=True,
         **limits.DEFAULTS,
     )
     app.config.from_prefixed_env()
