@@ -643,3 +643,16 @@ def test_a_claimed_step_is_for_its_holder_and_the_supervisor_not_for_another_cle
     done = matrix_app.test_client().post(f"/api/v1/cases/{case.case_no}/steps/tax/refuse", json={"reason": REASON},
                                          headers={"Authorization": f"Bearer {holder}"})
     assert done.status_code == 200 and done.json["state"] == "rejected"
+
+
+def test_switching_rate_limits_off_for_the_matrix_leaves_the_next_app_throttled(matrix_app, database_url):
+    """Flask-Limiter keeps ``enabled`` on its one shared Limiter: create_app says it for every app."""
+    assert matrix_app.config["RATELIMIT_ENABLED"] is False
+    app = create_app({"DATABASE_URL": database_url, "SECRET_KEY": "test", "TESTING": True})
+    try:
+        client = app.test_client()
+        misses = [client.get("/api/v1/track", query_string={"case_no": "KB20260101-0001", "code": "WRONG"}).status_code
+                  for _ in range(11)]
+        assert misses == [404] * 10 + [429]
+    finally:
+        app.extensions["onewindow.db"].kw["bind"].dispose()
