@@ -100,9 +100,9 @@ class Watcher:
         context.on("console", lambda message: self.console.append(message.text)
                    if "Content Security Policy" in message.text or "Content-Security-Policy" in message.text else None)
 
-    def visit(self, page, path: str) -> list[str]:
+    def visit(self, page, path: str, status: int = 200) -> list[str]:
         response = page.goto(path)
-        assert response.ok, f"{path}: {response.status}"
+        assert response.status == status, f"{path}: {response.status}"
         page.wait_for_load_state("networkidle")
         return [f"{path}: {v}" for v in page.evaluate("window.__csp")]
 
@@ -122,15 +122,20 @@ def staff_context(browser, live_server, username: str):  # noqa: F811
 @pytest.mark.slow
 def test_the_main_pages_run_without_a_csp_violation(browser, live_server, app, factory):  # noqa: F811
     case = factory.case("in_progress")
-    factory.case("delivered")
+    delivered = factory.case("delivered")
     token = receipts.sign_case_no(app.config["SECRET_KEY"], factory.case("ready").case_no)
-    visits = {
-        None: ["/", "/track", f"/track?case_no={case.case_no}&code={case.tracking_code}", f"/verify/{token}"],
-        factory.window.username: ["/queue", "/applications/new", f"/cases/{case.case_no}"],
-        factory.actor("supervisor", "market_regulation").username: ["/board", f"/cases/{case.case_no}"],
-        factory.actor("admin", None).username: ["/dashboard", "/audit", "/admin", "/admin/users",
-                                                f"/admin/users/{factory.window.username}", "/admin/calendar",
-                                                "/admin/definitions"],
+    visits = {  # who → (path, status): every audience's pages, a form with errors, the error pages
+        None: [("/", 200), ("/track", 200), (f"/track?case_no={case.case_no}&code={case.tracking_code}", 200),
+               (f"/track?case_no={delivered.case_no}&code={delivered.tracking_code}", 200),  # the rating form
+               (f"/track?case_no={case.case_no}&code=WRONG", 404), (f"/verify/{token}", 200),
+               ("/verify/forged", 404), ("/queue", 200)],  # (the last: sent on to the sign-in page)
+        factory.window.username: [("/queue", 200), ("/applications/new", 200), (f"/cases/{case.case_no}", 200),
+                                  ("/admin", 403), ("/cases/KB20000101-0001", 404)],
+        factory.actor("supervisor", "market_regulation").username: [("/board", 200), (f"/cases/{case.case_no}", 200)],
+        factory.actor("admin", None).username: [("/dashboard", 200), ("/dashboard?from=x", 422), ("/audit", 200),
+                                                ("/admin", 200), ("/admin/users", 200),
+                                                (f"/admin/users/{factory.window.username}", 200),
+                                                ("/admin/calendar", 200), ("/admin/definitions", 200)],
     }
     violations, console, pages = [], [], 0
     for username, paths in visits.items():
@@ -140,12 +145,12 @@ def test_the_main_pages_run_without_a_csp_violation(browser, live_server, app, f
             page = context.new_page()
         else:
             context, page, watcher = staff_context(browser, live_server, username)
-        for path in paths:
-            violations += watcher.visit(page, path)
+        for path, status in paths:
+            violations += watcher.visit(page, path, status)
             pages += 1
         console += watcher.console
         context.close()
-    assert pages == 16
+    assert pages == sum(len(paths) for paths in visits.values()) == 23
     assert violations == [] and console == []
 
 
