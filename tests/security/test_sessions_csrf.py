@@ -131,6 +131,18 @@ def test_every_form_refuses_a_post_without_its_csrf_token_and_takes_it_with_one(
     assert tried >= 20
 
 
+def test_every_post_form_in_the_templates_sends_the_token():
+    """The other half: a form without the hidden token would be refused for its users."""
+    forms = 0
+    for template in (ROOT / "templates").rglob("*.html"):
+        for form in re.findall(r"<form\b[^>]*>.*?</form>", template.read_text(), flags=re.DOTALL | re.IGNORECASE):
+            if re.search(r'method="post"', form, flags=re.IGNORECASE):
+                forms += 1
+                assert 'name="csrf_token"' in form or "form.csrf_token" in form or "form.hidden_tag()" in form, \
+                    f"{template.relative_to(ROOT)}: {form[:120]}"
+    assert forms >= 15
+
+
 def test_the_session_cookie_does_not_open_the_rest_api(app, client, factory):
     """The REST API is exempt from CSRF because a cross-site form cannot send a bearer token."""
     assert sign_in(client, factory.window.username).status_code == 302
