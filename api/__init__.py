@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 from urllib.parse import urlencode
 
-from flask import Flask, g, has_request_context, request, send_from_directory, session
+from flask import Flask, abort, g, has_request_context, request, send_from_directory, session
 from swagger_ui_bundle import swagger_ui_path
 
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -151,8 +151,21 @@ def _language_links() -> dict:
 
 
 def _refuse_nul_characters():
-    """PostgreSQL cannot store U+0000 in text or JSON: name the field in a 422, never a 500."""
-    if not request.path.startswith(errors.API_PREFIX) or not request.is_json:
+    """PostgreSQL cannot store or compare U+0000 in text or JSON: answer before any query, never a 500.
+
+    In the address nothing can be found (404); in a query parameter the API names it in a 422 and a
+    page answers 400; in an API body the 422 names the field.
+    """
+    if "\x00" in request.path:
+        abort(404)
+    api_request = request.path.startswith(errors.API_PREFIX)
+    bad_args = sorted({name for name, value in request.args.items(multi=True) if "\x00" in name + value})
+    if bad_args and not api_request:
+        abort(400)
+    if bad_args:
+        return errors.problem(422, "query parameters must not contain NUL characters", type_="validation",
+                              errors={f"query.{name}": ["must not contain NUL characters"] for name in bad_args})
+    if not api_request or not request.is_json:
         return None
     paths = list(_nul_paths(request.get_json(silent=True), ""))
     if not paths:
