@@ -62,6 +62,9 @@ def reserve_or_replay():
     if len(key) > 255:
         return problem(422, "Idempotency-Key must be at most 255 characters", type_="validation",
                        errors={HEADER: ["must be at most 255 characters"]})
+    if "\x00" in key:  # PostgreSQL cannot store it: a 500 otherwise
+        return problem(422, "Idempotency-Key must not contain NUL characters", type_="validation",
+                       errors={HEADER: ["must not contain NUL characters"]})
     user_id, db = current_user().id, session()
     record = _stored(user_id, key)
     if record is not None:
