@@ -69,7 +69,11 @@ class TemplateFetcher(URLFetcher):
     """
 
     def __init__(self, fonts: dict[str, bytes] | None = None):
-        super().__init__(allowed_protocols={"data", "file"}, fail_on_errors=True)
+        # A refused URL is skipped (WeasyPrint logs it) and the document still renders: with
+        # fail_on_errors, WeasyPrint turns the refusal into FatalURLFetchingError, a BaseException
+        # that no Flask or gunicorn handler catches. Legitimate resources are checked by the tests
+        # that no rendering logs a warning (tests/pdf, tests/security/test_pdf_fetch.py).
+        super().__init__(allowed_protocols={"data", "file"})
         self._fonts = fonts or {}
 
     def fetch(self, url, headers=None):
