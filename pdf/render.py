@@ -6,8 +6,9 @@ fontconfig), cut down to the document's own characters before layout (``pdf.font
 so a receipt stays small, renders fast and its text can be searched.
 
 Nothing a template receives can make WeasyPrint fetch anything: templates autoescape, and the URL
-fetcher serves only ``data:`` URIs, files inside ``templates/pdf/`` and the fonts cut for the
-document being rendered (Indico's receipts do the same with their own static files).
+fetcher serves only ``data:`` URIs, the stylesheets, images and fonts inside ``templates/pdf/`` and
+the fonts cut for the document being rendered (Indico's receipts do the same with their own static
+files); tests/security/test_pdf_fetch.py renders documents whose every text is markup that fetches.
 
 The output is deterministic: the PDF's dates come from the data (the case's own timestamps), the
 file identifier is WeasyPrint's MD5 of the content (``pdf_identifier=True`` for PDF/A), font subset
@@ -62,8 +63,13 @@ STEP_STATES = {"done": "已办结", "skipped": "未申请", "refused": "不予�
                "ready": "待办", "in_progress": "办理中"}
 
 
+# What a document may load from templates/pdf/: stylesheets, images and fonts, never the templates.
+RESOURCE_SUFFIXES = frozenset({".css", ".png", ".jpg", ".jpeg", ".gif", ".svg", ".otf", ".ttf", ".woff", ".woff2"})
+
+
 class TemplateFetcher(URLFetcher):
-    """Serve ``data:`` URIs, files inside templates/pdf/ and ``fonts``; refuse every other URL.
+    """Serve ``data:`` URIs, the stylesheets, images and fonts inside templates/pdf/, and ``fonts``;
+    refuse every other URL (other files, other hosts' files, http, https, ftp …).
 
     ``fonts`` maps ``font:<name>`` URLs to the fonts cut for the document being rendered.
     """
@@ -82,9 +88,11 @@ class TemplateFetcher(URLFetcher):
                 raise ValueError(f"refused: {url} is not a font of this document")
             return URLFetcherResponse(url, self._fonts[url])
         if url.startswith("file:"):
-            path = Path(unquote(urlsplit(url).path)).resolve()
-            if not path.is_relative_to(TEMPLATES) or not path.is_file():
-                raise ValueError(f"refused: {url} is not a file of templates/pdf/")
+            parts = urlsplit(url)
+            path = Path(unquote(parts.path)).resolve()  # resolved: no way out by .. or a symbolic link
+            if parts.netloc not in ("", "localhost") or not path.is_relative_to(TEMPLATES) \
+                    or path.suffix.lower() not in RESOURCE_SUFFIXES or not path.is_file():
+                raise ValueError(f"refused: {url} is not a stylesheet, image or font of templates/pdf/")
             return URLFetcherResponse(url, path.read_bytes())
         if not url.startswith("data:"):
             raise ValueError(f"refused: {url.split(':', 1)[0]} URLs are not fetched")
