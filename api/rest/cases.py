@@ -22,9 +22,9 @@ blp = Blueprint("cases", __name__, url_prefix="/api/v1/cases",
 blp.before_request(require_staff)
 
 STEP_PATH = "/<case_no>/steps/<step>"
-# What every action on a case may answer besides 200 (and 400 for a malformed body, where it takes
-# one), and the headers it reads.
-ACTION_PROBLEMS = (401, 403, 404, 409, 412, 413, 422)
+# What every action on a case may answer besides 200 (400 for a body that is not a JSON object, even
+# where none is expected), and the headers it reads.
+ACTION_PROBLEMS = (400, 401, 403, 404, 409, 412, 413, 422)
 ACTION_HEADERS = [IF_MATCH, IDEMPOTENCY_KEY]
 
 
@@ -108,7 +108,7 @@ class CaseEvents(MethodView):
 @blp.arguments(AcceptSchema, required=False)
 @blp.response(200, CaseSchema)
 @blp.doc(parameters=ACTION_HEADERS)
-@documented(blp, 400, *ACTION_PROBLEMS)
+@documented(blp, *ACTION_PROBLEMS)
 def accept(body, case_no):
     """受理: accept the application and start the clock (window staff)."""
     return act(ops.accept_case, case_no, missing_materials=body.get("missing_materials"))
@@ -118,7 +118,7 @@ def accept(body, case_no):
 @blp.arguments(ReasonSchema)
 @blp.response(200, CaseSchema)
 @blp.doc(parameters=ACTION_HEADERS)
-@documented(blp, 400, *ACTION_PROBLEMS)
+@documented(blp, *ACTION_PROBLEMS)
 def reject(body, case_no):
     """不予受理: refuse the application, with a reason (window staff)."""
     return act(ops.reject_case, case_no, reason=body["reason"])
@@ -128,7 +128,7 @@ def reject(body, case_no):
 @blp.arguments(ReasonSchema)
 @blp.response(200, CaseSchema)
 @blp.doc(parameters=ACTION_HEADERS)
-@documented(blp, 400, *ACTION_PROBLEMS)
+@documented(blp, *ACTION_PROBLEMS)
 def suspend(body, case_no):
     """Stop the clock while waiting on the applicant (window staff or a supervisor)."""
     return act(ops.suspend_case, case_no, reason=body["reason"])
@@ -147,7 +147,7 @@ def resume(case_no):
 @blp.arguments(ReasonSchema)
 @blp.response(200, CaseSchema)
 @blp.doc(parameters=ACTION_HEADERS)
-@documented(blp, 400, *ACTION_PROBLEMS)
+@documented(blp, *ACTION_PROBLEMS)
 def withdraw(body, case_no):
     """The applicant withdrew (window staff)."""
     return act(ops.withdraw_case, case_no, reason=body["reason"])
@@ -157,7 +157,7 @@ def withdraw(body, case_no):
 @blp.arguments(DeliverSchema)
 @blp.response(200, CaseSchema)
 @blp.doc(parameters=ACTION_HEADERS)
-@documented(blp, 400, *ACTION_PROBLEMS)
+@documented(blp, *ACTION_PROBLEMS)
 def deliver(body, case_no):
     """一窗通取: hand over at the counter or by mail (window staff)."""
     return act(ops.deliver_case, case_no, method=body["method"], tracking_no=body.get("tracking_no"))
@@ -185,7 +185,7 @@ def release(case_no, step):
 @blp.arguments(ReassignSchema)
 @blp.response(200, CaseSchema)
 @blp.doc(parameters=ACTION_HEADERS)
-@documented(blp, 400, *ACTION_PROBLEMS)
+@documented(blp, *ACTION_PROBLEMS)
 def reassign(body, case_no, step):
     """Hand a claimed step to another clerk of its department (the department's supervisors)."""
     return act(ops.reassign_step, case_no, step, assignee=body["assignee"])
@@ -195,7 +195,7 @@ def reassign(body, case_no, step):
 @blp.arguments(OutputsSchema)
 @blp.response(200, CaseSchema)
 @blp.doc(parameters=ACTION_HEADERS)
-@documented(blp, 400, *ACTION_PROBLEMS)
+@documented(blp, *ACTION_PROBLEMS)
 def complete(outputs, case_no, step):
     """Complete a step with its output fields (see the process definition)."""
     return act(ops.complete_step, case_no, step, outputs=outputs)
@@ -205,7 +205,7 @@ def complete(outputs, case_no, step):
 @blp.arguments(ReasonSchema)
 @blp.response(200, CaseSchema)
 @blp.doc(parameters=ACTION_HEADERS)
-@documented(blp, 400, *ACTION_PROBLEMS)
+@documented(blp, *ACTION_PROBLEMS)
 def refuse(body, case_no, step):
     """不予登记 and the like: refuse the step; the case is rejected."""
     return act(ops.refuse_step, case_no, step, reason=body["reason"])
