@@ -26,7 +26,7 @@ def _collect(app):
     """The app's writing routes, and whether the OpenAPI document says each one reads JSON."""
     assert app.config["MAX_CONTENT_LENGTH"] == LIMIT
     spec = app.test_client().get("/api/v1/openapi.json").json
-    rules, reads_json = [], {}
+    rules, reads_json, statuses = [], {}, {}
     for rule in app.url_map.iter_rules():
         if not rule.methods & WRITES:
             continue
@@ -35,7 +35,8 @@ def _collect(app):
         operation = spec["paths"].get(re.sub(r"<(?:[^<>]*:)?([^<>:]+)>", r"{\1}", rule.rule), {}).get(method, {})
         documented = operation.get("requestBody", {}).get("content", {})
         reads_json[rule.rule] = not documented or any(media.endswith("json") for media in documented)
-    return rules, reads_json
+        statuses[rule.rule] = set(operation.get("responses", {}))
+    return rules, reads_json, statuses
 
 
 def _method(rule) -> str:
@@ -45,7 +46,7 @@ def _method(rule) -> str:
 # Built once at collection, for the routes and for the pages' test: a too-large form is refused
 # before anything reads the database.
 APP = create_app({"DATABASE_URL": "sqlite://", "SECRET_KEY": "test", "TESTING": True})
-RULES, READS_JSON = _collect(APP)
+RULES, READS_JSON, DOCUMENTED = _collect(APP)
 API_RULES = [rule for rule in RULES if rule.rule.startswith("/api/")]
 PAGE_RULES = [rule for rule in RULES if not rule.rule.startswith("/api/")]
 
@@ -127,6 +128,8 @@ def test_an_api_write_refuses_a_body_it_cannot_use(client, engine, world, rule):
         wrong["past 1 MiB"] = (response.status_code, response.mimetype, response.get_data(as_text=True)[:200])
     assert not wrong, wrong
     assert _unchanged(engine, world) == before
+    # ... and the OpenAPI document says so, for clients and for the schemathesis run.
+    assert {"413", "400"} - DOCUMENTED[rule.rule] <= ({"400"} if not READS_JSON[rule.rule] else set())
 
 
 def test_the_routes_come_from_the_app():
