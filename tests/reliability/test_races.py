@@ -8,15 +8,16 @@ page), picks an item and acts on what it saw, which other clerks may have change
 complete, release, suspend, resume; sometimes with ``If-Match`` (the version it saw), sometimes
 from a stale page without the row lock (the version column must catch it), sometimes on a step it
 has no business touching. Only a few cases are worked at a time, so several clerks always race on
-the same case and step.
+the same case and step. Beside them the timer worker sweeps, its clock a month ahead, so SLA
+thresholds are recorded on the same chains at the same moments.
 
 Every attempt must succeed or raise one of the engine's own errors (``WorkflowError``): a "database
 is locked" or any other exception reaching a user fails the test. Afterwards the database must tell
 exactly the story the threads saw: one event per successful action and none for a refused one,
 versions equal to the number of successful writes, each step claimed, released and completed as
 its events say (and completed once), each case's events a legal walk through the state machines,
-every join made once, right after the completion that settled its last step, and every audit chain
-valid — by ``audit.verify`` and by ``flask audit verify``.
+every join made once, right after the completion that settled its last step, every fired timer
+recorded once, and every audit chain valid — by ``audit.verify`` and by ``flask audit verify``.
 
 Runs on SQLite (WAL, busy timeout, ``BEGIN IMMEDIATE``) and, in the second run of ``make test``,
 on PostgreSQL (``FOR UPDATE``). The figures are printed: ``pytest -rP tests/reliability/test_races.py``.
@@ -29,17 +30,19 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, field
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import func, select
 
-from workflow import accounts, audit, operations as ops
+from workflow import accounts, audit, operations as ops, timers
 from workflow.actors import Actor, Role
+from workflow.clock import utcnow
 from workflow.db import make_engine, make_sessionmaker
 from workflow.errors import WorkflowError
 from workflow.machines import case as case_machine, step as step_machine
-from workflow.models import Case, Event, Step, Suspension, User
+from workflow.models import Case, Event, Step, Suspension, Timer, User
 from workflow.operations.cases import definition_of
 
 from ..factories import PASSWORD, application, outputs_for
@@ -49,6 +52,7 @@ pytestmark = pytest.mark.slow
 CASES = 500
 THREADS = 16
 HOT = 6           # cases worked at once: sixteen clerks on six cases keep every open step contended
+SWEEP_AHEAD = timedelta(days=30)  # the timer worker's clock runs ahead, so its thresholds fire during the race
 TIME_LIMIT = 240  # seconds; a healthy run takes well under a minute, a stuck case shows as a failure
 OPTIONAL = ("seal", "invoice", "bank")
 AGENCIES = ("market_regulation", "public_security", "taxation", "bank")
@@ -106,9 +110,9 @@ class Tally:
     unexpected: list = field(default_factory=list)  # tracebacks
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add(self, action: str, outcome: str, success=None, error: str | None = None) -> None:
+    def add(self, action: str, outcome: str, success=None, error: str | None = None, count: int = 1) -> None:
         with self.lock:
-            self.outcomes[action, outcome] += 1
+            self.outcomes[action, outcome] += count
             if success:
                 self.successes.append(success)
             if error:
@@ -266,6 +270,26 @@ def clerk(maker, member: Member, seed: int, board: Board, tally: Tally, start: t
         tally.add("look", "unexpected", error=traceback.format_exc())
 
 
+def timer_worker(maker, board: Board, tally: Tally, start: threading.Barrier) -> None:
+    """``flask timers run`` beside the clerks, its clock a month ahead: every armed threshold is due.
+
+    Each batch locks its cases (SKIP LOCKED on PostgreSQL, the write lock on SQLite) and appends
+    ``sla_warning``/``sla_breach`` events to chains the clerks are extending at the same moment.
+    """
+    start.wait()
+    try:
+        while not board.over():
+            with maker() as session:
+                fired = timers.fire_due(session, utcnow() + SWEEP_AHEAD)
+                session.commit()
+            tally.add("sweep", "ok")
+            tally.add("fired", "ok", count=fired)
+            if not fired:
+                time.sleep(0.05)
+    except Exception:  # noqa: BLE001 — the worker must not fail beside the clerks either
+        tally.add("sweep", "unexpected", error=traceback.format_exc())
+
+
 # --- The checks ---------------------------------------------------------------------------------------
 
 def _moves(machine_module) -> dict[str, set[tuple[str, str]]]:
@@ -292,6 +316,10 @@ def replay(case: Case, events: list[Event], needs: dict[str, list[str]]) -> list
     finishes = []
     for evt in events:
         where = f"{case.case_no} #{evt.seq} {evt.action} {evt.step or ''}"
+        if evt.action.startswith("sla_"):  # a threshold crossed: recorded by the timer worker, no state moves
+            if evt.actor != "system" or evt.from_state or evt.to_state:
+                wrong.append(f"{where}: by {evt.actor}, {evt.from_state}→{evt.to_state}")
+            continue
         if evt.action == "submit":
             wanted = set(evt.payload["steps"])
             steps = {key: ("waiting" if key in wanted else "skipped") for key in needs}
@@ -381,6 +409,16 @@ def check(session, app, numbers: list[str], tally: Tally) -> dict:
     assert wrong == [], "\n".join(wrong[:30])
     assert open_suspensions == 0
 
+    # Every threshold the worker fired is recorded once, and nothing else recorded one.
+    thresholds = collections.Counter((e.case_id, e.step, e.action) for trail in events.values() for e in trail
+                                     if e.action.startswith("sla_"))
+    fired = collections.Counter(session.execute(select(Timer.case_id, Timer.subject, Timer.kind)
+                                                .where(Timer.fired_at.is_not(None))).all())
+    assert all(n == 1 for n in thresholds.values()), "a threshold recorded twice"
+    assert thresholds == collections.Counter(
+        (case_id, None if subject == timers.CASE else subject, f"sla_{kind}") for case_id, subject, kind in fired)
+    assert sum(thresholds.values()) == tally.outcomes["fired", "ok"]
+
     assert audit.verify(session) == []
     result = app.test_cli_runner().invoke(args=["audit", "verify"])
     assert result.exit_code == 0 and "every chain verifies" in result.output, result.output
@@ -389,13 +427,16 @@ def check(session, app, numbers: list[str], tally: Tally) -> dict:
         "states": collections.Counter(c.state.value for c in cases),
         "events": sum(len(events[c.id]) for c in cases),
         "joins": sum(1 for c in cases for e in events[c.id] if e.action == "finish"),
+        "thresholds": sum(thresholds.values()),
         "shapes": collections.Counter(tuple(s.key for s in c.steps if s.state.value != "skipped") for c in cases),
     }
 
 
 # --- The race -----------------------------------------------------------------------------------------
 
-def test_sixteen_clerks_work_500_cases_and_nothing_is_lost(database_url, app, session):
+def test_sixteen_clerks_work_500_cases_and_nothing_is_lost(database_url, app, session, monkeypatch):
+    # Nobody signs in here: skip argon2, which costs a third of a second and 64 MiB per user.
+    monkeypatch.setattr(accounts, "_hash", lambda password: "unusable")
     began = time.monotonic()
     members = cast(session)
     numbers = open_cases(session, next(m.actor for m in members if m.window))
@@ -408,9 +449,10 @@ def test_sixteen_clerks_work_500_cases_and_nothing_is_lost(database_url, app, se
         maker = make_sessionmaker(engine)
         board = Board(collections.deque(numbers), deadline=time.monotonic() + TIME_LIMIT)
         tally = Tally()
-        start = threading.Barrier(THREADS)
+        start = threading.Barrier(THREADS + 1)
         threads = [threading.Thread(target=clerk, args=(maker, m, 1000 + i, board, tally, start), name=m.actor.username)
                    for i, m in enumerate(members)]
+        threads.append(threading.Thread(target=timer_worker, args=(maker, board, tally, start), name="timers"))
         began, cpu = time.monotonic(), time.process_time()
         for t in threads:
             t.start()
@@ -421,22 +463,25 @@ def test_sixteen_clerks_work_500_cases_and_nothing_is_lost(database_url, app, se
         engine.dispose()
 
     looks = tally.outcomes.pop(("look", "ok"), 0)
-    attempts = sum(tally.outcomes.values())
-    print(f"\n{engine.dialect.name}: {CASES} cases opened in {setup:.1f} s; {THREADS} threads, {CASES} cases, {attempts} actions tried in {took:.1f} s "
-          f"({attempts / took:.0f}/s, {cpu:.0f} s of this process's CPU), {len(tally.successes)} succeeded; {looks} looks at the queues")
+    sweeps, fired = tally.outcomes.pop(("sweep", "ok"), 0), tally.outcomes["fired", "ok"]
+    attempts = sum(n for (a, _), n in tally.outcomes.items() if a != "fired")
+    print(f"\n{engine.dialect.name}: {CASES} cases opened in {setup:.1f} s; {THREADS} clerks tried {attempts} actions "
+          f"in {took:.1f} s ({attempts / took:.0f}/s, {cpu:.0f} s of this process's CPU), "
+          f"{len(tally.successes)} succeeded; {looks} looks at the queues; {sweeps} sweeps fired {fired} thresholds")
     for action in ("claim", "complete", "release", "suspend", "resume"):
         outcomes = {o: n for (a, o), n in sorted(tally.outcomes.items()) if a == action}
         print(f"  {action:9} {sum(outcomes.values()):6}  {outcomes}")
 
-    assert not any(t.is_alive() for t in threads), "a clerk is stuck"
+    assert not any(t.is_alive() for t in threads), "a thread is stuck"
     assert tally.unexpected == [], f"{len(tally.unexpected)} unexpected errors reached a user:\n" + \
         "\n".join(tally.unexpected[:3])
     session.expire_all()
     began = time.monotonic()
     figures = check(session, app, numbers, tally)
-    print(f"  checked in {time.monotonic() - began:.1f} s: {figures['events']} events, {figures['joins']} joins, states {dict(figures['states'])}, "
-          f"{len(figures['shapes'])} step mixes; every chain verifies")
+    print(f"  checked in {time.monotonic() - began:.1f} s: {figures['events']} events, {figures['joins']} joins, "
+          f"{figures['thresholds']} thresholds, states {dict(figures['states'])}, {len(figures['shapes'])} step mixes; "
+          "every chain verifies")
     assert figures["states"] == {"ready": CASES}, f"not every case reached ready in {TIME_LIMIT} s"
     # The race was a race: people lost to each other on the same steps, and every refusal was the engine's.
-    lost = sum(n for (a, o), n in tally.outcomes.items() if o.startswith(("IllegalAction", "Conflict", "Precondition")))
+    lost = sum(n for (_, o), n in tally.outcomes.items() if o.startswith(("IllegalAction", "Conflict", "Precondition")))
     assert lost > CASES, f"only {lost} lost races: the clerks did not contend"
