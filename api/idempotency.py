@@ -65,6 +65,10 @@ def reserve_or_replay():
     if "\x00" in key:  # PostgreSQL cannot store it: a 500 otherwise
         return problem(422, "Idempotency-Key must not contain NUL characters", type_="validation",
                        errors={HEADER: ["must not contain NUL characters"]})
+    if not request.headers.get("Authorization"):
+        # Keys are kept per user. A public endpoint (the applicant's rating) has none to keep them
+        # by and is once-only by itself; an endpoint that needs a user answers its own 401.
+        return None
     user_id, db = current_user().id, session()
     record = _stored(user_id, key)
     if record is not None:

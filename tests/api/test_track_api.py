@@ -104,6 +104,21 @@ def test_a_delivered_case_is_rated_once_and_a_poor_rating_reaches_the_supervisor
     assert wrong.status_code == 404
 
 
+def test_an_applicant_retrying_a_rating_with_an_idempotency_key_is_not_asked_to_sign_in(client, factory):
+    case = factory.case("in_progress")
+    factory.finish_steps(case)
+    from workflow import operations as ops
+
+    ops.deliver_case(factory.session, case, factory.window, method="counter")
+    factory.session.commit()
+    params = {"case_no": case.case_no, "code": case.tracking_code}
+    headers = {"Idempotency-Key": "rating-retry"}
+    first = client.post("/api/v1/track/rating", query_string=params, json={"score": 4}, headers=headers)
+    assert first.status_code == 201 and first.json["score"] == 4
+    again = client.post("/api/v1/track/rating", query_string=params, json={"score": 4}, headers=headers)
+    assert again.status_code == 409 and "already" in again.json["detail"]
+
+
 def test_the_openapi_document_describes_tracking_as_public(client):
     spec = client.get("/api/v1/openapi.json").json
     get = spec["paths"]["/api/v1/track"]["get"]
