@@ -53,7 +53,7 @@ CASES = 500
 THREADS = 16
 HOT = 8           # cases worked at once: sixteen clerks on eight cases keep every open step contended
 SWEEP_AHEAD = timedelta(days=30)  # the timer worker's clock runs ahead, so its thresholds fire during the race
-TIME_LIMIT = 240  # seconds; a healthy run takes well under a minute, a stuck case shows as a failure
+TIME_LIMIT = 240  # seconds; a run takes about a minute on 2 cores, a stuck case shows as a failure
 OPTIONAL = ("seal", "invoice", "bank")
 AGENCIES = ("market_regulation", "public_security", "taxation", "bank")
 
