@@ -877,8 +877,9 @@ class Report:
             f"requests: {s.tried} tried, {s.answered_2xx} answered 2xx ("
             + ", ".join(f"{n} {a}" for a, n in sorted(s.by_action.items())) + ")",
             f"  {s.repeats} repeated with the same Idempotency-Key: {s.refused} connections refused, "
-            f"{s.lost} answers lost ({s.replayed_after_loss} replayed the committed first answer, "
-            f"{s.executed_after_loss} done by the repeat), {s.in_flight_409} still running (409); "
+            f"{s.lost} answers lost on {s.replayed_after_loss + s.executed_after_loss} requests "
+            f"({s.replayed_after_loss} had committed: their first answer replayed; "
+            f"{s.executed_after_loss} had not: done by the repeat), {s.in_flight_409} still running (409); "
             f"{s.unexpected} unexpected answers",
             f"cases: {f['cases']} (" + ", ".join(f"{n} {o}" for o, n in self.outcomes.most_common()) + f"), "
             f"{f['events']} events",
