@@ -6,6 +6,8 @@ revoke a token) takes the admin as ``by`` or ``actor`` and is written to the adm
 """
 from __future__ import annotations
 
+import unicodedata
+
 import hashlib
 import secrets
 import threading
@@ -62,6 +64,9 @@ def create_user(session: Session, username: str, password: str, role: Role | str
         raise Invalid({"role": [f"unknown role {role}"]}) from None
     if not username or len(username) > 64:
         errors["username"] = ["must be 1 to 64 characters"]
+    elif "/" in username or any(unicodedata.category(c) == "Cc" for c in username):
+        # A user's page is /admin/users/<username>: a slash would make it unreachable.
+        errors["username"] = ["must not contain / or control characters"]
     elif session.scalar(select(User.id).where(User.username == username)) is not None:
         errors["username"] = [f"user {username} already exists"]
     if display_name is not None and len(display_name) > 64:

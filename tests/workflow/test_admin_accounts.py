@@ -49,6 +49,14 @@ def test_bad_accounts_are_refused_field_by_field(session, admin):
     assert set(refused.value.errors) == {"username", "password", "department", "display_name"}
 
 
+@pytest.mark.parametrize("name", ["tax/1", "a\x00b", "line\nbreak"])
+def test_a_username_its_admin_page_could_not_reach_is_refused(session, admin, name):
+    with pytest.raises(Invalid) as refused:
+        accounts.create_user(session, name, PASSWORD, "clerk", "taxation", by=admin)
+    assert refused.value.errors == {"username": ["must not contain / or control characters"]}
+    assert accounts.create_user(session, "税务·王 <1>", PASSWORD, "clerk", "taxation", by=admin).username == "税务·王 <1>"
+
+
 def test_disabling_signs_nobody_in_and_stops_tokens_until_enabled(session, factory, admin):
     clerk = factory.clerk("bank")
     token = factory.token("clerk", "bank")
