@@ -1,6 +1,7 @@
 """Fixtures: a migrated database per test (SQLite, or PostgreSQL when TEST_DATABASE_URL is set)."""
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import tempfile
@@ -144,3 +145,43 @@ def session(engine):
 @pytest.fixture
 def factory(session):
     return Factory(session)
+
+
+_blank_databases = itertools.count(1)
+
+
+def _server_admin():
+    """An AUTOCOMMIT connection to the test server, to create and drop whole databases."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    return create_engine(os.environ["TEST_DATABASE_URL"], isolation_level="AUTOCOMMIT",
+                         poolclass=NullPool).connect()
+
+
+@pytest.fixture
+def blank_database(tmp_path):
+    """Make empty databases (a file, or a database of its own on the test server), dropped afterwards.
+
+    Returns ``make(label)`` → URL: for tests that migrate or restore a whole database themselves
+    without disturbing the schema the other tests share.
+    """
+    from sqlalchemy.engine import make_url
+
+    made = []
+
+    def make(label: str = "blank") -> str:
+        if not ON_POSTGRES:
+            return f"sqlite:///{tmp_path / f'{label}-{next(_blank_databases)}.sqlite3'}"
+        base = make_url(os.environ["TEST_DATABASE_URL"])
+        name = f"{base.database}_{label}_{WORKER or 'main'}_{next(_blank_databases)}"
+        with _server_admin() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        made.append(name)
+        return base.set(database=name).render_as_string(hide_password=False)
+
+    yield make
+    for name in made:
+        with _server_admin() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -4,9 +4,7 @@ is set (in databases made here, so no other test's schema moves).
 """
 from __future__ import annotations
 
-import itertools
 import json
-import os
 from contextlib import contextmanager
 
 import pytest
@@ -15,9 +13,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from argon2 import PasswordHasher, profiles
-from sqlalchemy import MetaData, create_engine, func, inspect, select, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
+from sqlalchemy import MetaData, func, inspect, select, text
 
 from api import create_app
 from api.cli import alembic_config
@@ -26,9 +22,8 @@ from workflow.db import Base, make_engine, make_sessionmaker
 from workflow.actors import Actor, Role
 from workflow.models import AdminEvent, Case, Event, Step, Suspension, Timer, User
 
-from .conftest import ON_POSTGRES, WORKER
+from .conftest import ON_POSTGRES
 
-_databases = itertools.count(1)
 # What the migrations add beyond the models: the audit trail refuses UPDATE, DELETE (and TRUNCATE).
 TRIGGERS = {"events_no_update", "events_no_truncate"} if ON_POSTGRES else {"events_no_update", "events_no_delete"}
 # The hall's data a downgrade must keep while its table exists.
@@ -39,33 +34,6 @@ COUNTED = (Case, Step, Event, User, AdminEvent, Timer, Suspension)
 def cheap_passwords(monkeypatch):
     """The demo's eleven staff act on cases here, they never sign in: argon2's cheapest profile."""
     monkeypatch.setattr(accounts, "_hasher", PasswordHasher.from_parameters(profiles.CHEAPEST))
-
-
-def _admin():
-    engine = create_engine(os.environ["TEST_DATABASE_URL"], isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    return engine.connect()
-
-
-@pytest.fixture
-def blank_database(tmp_path):
-    """Make an empty database (a file, or a database on the test server); return its URL."""
-    made = []
-
-    def make() -> str:
-        if not ON_POSTGRES:
-            return f"sqlite:///{tmp_path / f'blank-{next(_databases)}.sqlite3'}"
-        base = make_url(os.environ["TEST_DATABASE_URL"])
-        name = f"{base.database}_migrations_{WORKER or 'main'}_{next(_databases)}"
-        with _admin() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        made.append(name)
-        return base.set(database=name).render_as_string(hide_password=False)
-
-    yield make
-    for name in made:
-        with _admin() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @contextmanager
@@ -228,7 +196,7 @@ def chains_verify(url: str) -> list:
 @pytest.fixture
 def reference(blank_database):
     """A database made from the models by ``create_all`` (what the migrations must arrive at)."""
-    url = blank_database()
+    url = blank_database("migrations")
     engine = make_engine(url)
     if engine.dialect.name == "postgresql":
         with engine.begin() as conn:
@@ -239,7 +207,7 @@ def reference(blank_database):
 
 
 def test_upgrade_from_nothing_arrives_at_the_models_schema(blank_database, reference):
-    url = blank_database()
+    url = blank_database("migrations")
     with migrations(url) as config:
         command.upgrade(config, "head")
         head = revisions(config)[-1]
@@ -250,7 +218,7 @@ def test_upgrade_from_nothing_arrives_at_the_models_schema(blank_database, refer
 
 
 def test_downgrade_to_nothing_leaves_only_alembic_version_and_upgrade_comes_back(blank_database, reference):
-    url = blank_database()
+    url = blank_database("migrations")
     with migrations(url) as config:
         command.upgrade(config, "head")
         seed(url)
@@ -267,7 +235,7 @@ def test_downgrade_to_nothing_leaves_only_alembic_version_and_upgrade_comes_back
 
 @pytest.mark.slow
 def test_every_revision_goes_down_and_up_again_with_the_halls_data(blank_database, reference):
-    url = blank_database()
+    url = blank_database("migrations")
     with migrations(url) as config:
         history = revisions(config)
         for revision in history:  # up from nothing, one at a time

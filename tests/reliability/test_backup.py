@@ -5,7 +5,6 @@ TEST_DATABASE_URL is set, restoring into databases they make on the same server)
 """
 from __future__ import annotations
 
-import itertools
 import os
 import shutil
 import sqlite3
@@ -16,16 +15,15 @@ from datetime import timedelta
 
 import pytest
 from argon2 import PasswordHasher, profiles
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
 
 from workflow import accounts, audit, backup as backups, operations as ops, timers
 from workflow.clock import utcnow
 from workflow.db import make_engine, make_sessionmaker
 from workflow.models import Case, Event, Notification, Timer
 
-from ..conftest import ON_POSTGRES, WORKER
+from ..conftest import ON_POSTGRES
 from ..factories import application, bypass_append_only, outputs_for
 
 STATES = ("submitted", "in_progress", "suspended", "ready", "delivered", "rejected")
@@ -34,7 +32,6 @@ SCRIPT = (("accept",), ("claim", "registration"), ("complete", "registration"), 
           ("claim", "tax"), ("claim", "seal"), ("complete", "tax"), ("release", "seal"), ("claim", "seal"),
           ("complete", "seal"), ("claim", "invoice"), ("complete", "invoice"), ("claim", "bank"),
           ("complete", "bank"), ("deliver",))
-_databases = itertools.count(1)
 BACKUPS = 6  # taken 10 of the hall's commits apart while it works, each restored and checked
 
 needs_pg_tools = pytest.mark.skipif(ON_POSTGRES and not (shutil.which("pg_dump") and shutil.which("pg_restore")),
@@ -49,33 +46,6 @@ def cheap_passwords(monkeypatch):
 
 def run(app, *args):
     return app.test_cli_runner().invoke(args=list(args))
-
-
-@pytest.fixture
-def empty_database(tmp_path):
-    """Make an empty database to restore into (a file, or a database on the test server); return its URL."""
-    made = []
-
-    def make() -> str:
-        if not ON_POSTGRES:
-            return f"sqlite:///{tmp_path / f'restored-{next(_databases)}.sqlite3'}"
-        base = make_url(os.environ["TEST_DATABASE_URL"])
-        name = f"{base.database}_restore_{WORKER or 'main'}_{next(_databases)}"
-        with _admin() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        made.append(name)
-        return base.set(database=name).render_as_string(hide_password=False)
-
-    yield make
-    for name in made:
-        with _admin() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-def _admin():
-    engine = create_engine(os.environ["TEST_DATABASE_URL"], isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    return engine.connect()
 
 
 def backup_file(tmp_path, n: int = 1):
@@ -194,7 +164,7 @@ class TimerWorker(threading.Thread):
 @pytest.mark.slow
 @needs_pg_tools
 def test_backups_taken_while_the_hall_works_restore_whole_and_verified(app, database_url, factory, tmp_path,
-                                                                       empty_database, monkeypatch):
+                                                                       blank_database, monkeypatch):
     before = {}
     for state in STATES * 4:
         case = factory.case(state)
@@ -250,7 +220,7 @@ def test_backups_taken_while_the_hall_works_restore_whole_and_verified(app, data
 
     restored_counts = []
     for path in paths:
-        target = empty_database()
+        target = blank_database("restore")
         result = run(app, "restore", str(path), "--to", target)
         assert result.exit_code == 0, result.output
         restored = cases_of(target)
@@ -293,7 +263,7 @@ def _tamper_sqlite_backup(path, case_no: str, *, keep_triggers: bool) -> None:
 
 @needs_pg_tools
 def test_a_tampered_backup_fails_verification_and_is_not_used(app, database_url, session, factory, tmp_path,
-                                                              empty_database):
+                                                              blank_database):
     cases = [factory.case(state) for state in STATES]
     victim = cases[3].case_no
     path = backup_file(tmp_path)
@@ -306,7 +276,7 @@ def test_a_tampered_backup_fails_verification_and_is_not_used(app, database_url,
     else:
         assert run(app, "backup", str(path)).exit_code == 0
         _tamper_sqlite_backup(path, victim, keep_triggers=True)
-    target = empty_database()
+    target = blank_database("restore")
     result = run(app, "restore", str(path), "--to", target)
     assert result.exit_code == 1
     assert f"1 of {len(cases)} audit chains do not verify" in result.output
@@ -319,7 +289,7 @@ def test_a_tampered_backup_fails_verification_and_is_not_used(app, database_url,
         assert not os.path.exists(make_url(target).database), "a failed restore leaves no database behind"
 
 
-def test_a_backup_whose_audit_trail_lost_its_triggers_is_not_restored(app, factory, tmp_path, empty_database):
+def test_a_backup_whose_audit_trail_lost_its_triggers_is_not_restored(app, factory, tmp_path, blank_database):
     if ON_POSTGRES:
         pytest.skip("pg_dump carries the triggers; a dump without them is the same check (SQLite shows it)")
     factory.case("ready")
@@ -328,7 +298,7 @@ def test_a_backup_whose_audit_trail_lost_its_triggers_is_not_restored(app, facto
     with sqlite3.connect(path) as conn:
         conn.execute("DROP TRIGGER events_no_update")
     conn.close()
-    result = run(app, "restore", str(path), "--to", empty_database())
+    result = run(app, "restore", str(path), "--to", blank_database("restore"))
     assert result.exit_code == 1
     assert "accepts UPDATE (the append-only triggers are missing)" in result.output
 
@@ -365,7 +335,7 @@ def test_backup_does_not_overwrite_a_file_unless_forced(app, factory, tmp_path):
 
 
 def test_a_backup_from_before_a_migration_is_brought_to_this_schema(app, database_url, factory, tmp_path,
-                                                                    empty_database):
+                                                                    blank_database):
     if ON_POSTGRES:
         pytest.skip("downgrading the shared test database would disturb the other tests; SQLite shows it")
     case = factory.case("delivered")
@@ -374,7 +344,7 @@ def test_a_backup_from_before_a_migration_is_brought_to_this_schema(app, databas
     result = run(app, "backup", str(path))
     assert result.exit_code == 0, result.output
     assert "schema f3b9c2d41a07" in result.output
-    target = empty_database()
+    target = blank_database("restore")
     result = run(app, "restore", str(path), "--to", target)
     assert result.exit_code == 0, result.output
     assert "chains verified: 1 of 1" in result.output
@@ -404,9 +374,9 @@ def test_without_pg_dump_the_commands_explain_how_to_do_it_by_hand(tmp_path, mon
     assert result.exit_code == 1 and "pg_restore --exit-on-error" in result.output
 
 
-def test_restore_refuses_what_is_not_a_backup(app, tmp_path, empty_database):
+def test_restore_refuses_what_is_not_a_backup(app, tmp_path, blank_database):
     junk = tmp_path / "notes.txt"
     junk.write_text("营业执照 not a database")
-    result = run(app, "restore", str(junk), "--to", empty_database())
+    result = run(app, "restore", str(junk), "--to", blank_database("restore"))
     assert result.exit_code == 1
     assert "neither an SQLite database nor a pg_dump archive" in result.output

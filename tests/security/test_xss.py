@@ -24,7 +24,6 @@ import io
 import json
 import os
 import re
-import threading
 from datetime import date, timedelta
 from importlib import resources
 from urllib.parse import quote, urlencode
@@ -32,9 +31,8 @@ from urllib.parse import quote, urlencode
 import pytest
 import time_machine
 from pypdf import PdfReader
-from werkzeug.serving import make_server
 
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.browser.conftest import CHROMIUM, browser, live_server  # noqa: F401  (fixtures)
 from tests.factories import PASSWORD, application
 from workflow import accounts, calendar_days, operations as ops, queries, receipts, timers
 from workflow.actors import Role
@@ -207,27 +205,6 @@ class Cases:
 
 # ---------------------------------------------------------------- the browser
 
-@pytest.fixture(scope="module")
-def chromium():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def live_server(app):
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="xss-live-server", daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=5)
-    server.server_close()
-
-
 # What a payload would have made of the page had it been markup: handlers, foreign scripts, frames,
 # javascript: URLs, the <img src=x> and <svg onload>.
 INJECTED = """() => {
@@ -301,7 +278,7 @@ def _printed(document: bytes, values) -> list[str]:
 
 # ---------------------------------------------------------------- the test
 
-def test_every_free_text_is_shown_as_text_on_every_page_and_document(chromium, live_server, client, factory):
+def test_every_free_text_is_shown_as_text_on_every_page_and_document(browser, live_server, client, factory):
     session = factory.session
     process = hostile_definition(session)
     steps = ("registration", "seal", "tax", "invoice", "bank")
@@ -331,7 +308,7 @@ def test_every_free_text_is_shown_as_text_on_every_page_and_document(chromium, l
     try:
         # The applicant: the tracking page, rating A through it (refused first: the comment typed back),
         # the receipt's verification page, and a case number that is not one (echoed back).
-        public = Browser(chromium, live_server)
+        public = Browser(browser, live_server)
         browsers.append(public)
         for cases in families.values():
             t, a = cases.text, cases.a
@@ -355,7 +332,7 @@ def test_every_free_text_is_shown_as_text_on_every_page_and_document(chromium, l
 
         # The window: its queue, every case page, a refused action's reason typed back, a 404 echoing a
         # case number, and the new application form refusing a bad ID number with the texts typed back.
-        window = Browser(chromium, live_server)
+        window = Browser(browser, live_server)
         browsers.append(window)
         window.sign_in(staff.window.username)
         window.check("/queue?lang=en", [cases.text("cn") for cases in families.values()])
@@ -389,7 +366,7 @@ def test_every_free_text_is_shown_as_text_on_every_page_and_document(chromium, l
                 assert window.page.locator(f"[name='{name}']").input_value() == value, name
 
         # Market regulation: its queue holds the Fs' registrations, claimed by the clerk.
-        market = Browser(chromium, live_server)
+        market = Browser(browser, live_server)
         browsers.append(market)
         market.sign_in(staff.clerks["market_regulation"].username)
         market.check("/queue?lang=en", [cases.text("cn") for cases in families.values()] + [
@@ -397,7 +374,7 @@ def test_every_free_text_is_shown_as_text_on_every_page_and_document(chromium, l
 
         # The supervisor: the board (the Fs late, the As' poor ratings and their comments), the audit
         # viewer with searches echoed back, the dashboard's open breaches with the reasons given.
-        boss = Browser(chromium, live_server)
+        boss = Browser(browser, live_server)
         browsers.append(boss)
         boss.sign_in(staff.boss.username)
         boss.check("/board?lang=en", [cases.text(c) for cases in families.values() for c in ("cn", "rc")]
@@ -412,7 +389,7 @@ def test_every_free_text_is_shown_as_text_on_every_page_and_document(chromium, l
             boss.check("/dashboard?" + urlencode({"from": t("df"), "lang": "en"}), status=422)
 
         # The admin: users, one user's tokens, the calendar's day names, the board of every department.
-        admin = Browser(chromium, live_server)
+        admin = Browser(browser, live_server)
         browsers.append(admin)
         admin.sign_in(staff.admin.username)
         admin.check("/admin/users?lang=en", everyone)
