@@ -138,7 +138,9 @@ def machine() -> dict:
     except OSError:
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "memory": memory, "python": platform.python_version(),
-            "system": f"{platform.system()} {platform.release()}", "postgresql": postgres_version()}
+            "system": f"{platform.system()} {platform.release()}", "postgresql": postgres_version(),
+            # What else the machine was doing: the 1, 5 and 15-minute load averages when recorded.
+            "load": [round(x, 2) for x in os.getloadavg()]}
 
 
 def postgres_version() -> str | None:

@@ -71,7 +71,12 @@ def main() -> None:
     lines += ["", "## Targets missed", ""]
     lines += [f"- {r['benchmark']} / {r['figure']} ({r.get('database') or 'any'}): {r['target']}" for r in missed] \
         or ["None."]
-    lines += ["", "Recorded by: " + ", ".join(f"`bench/{run['script']}.py` ({run['recorded_at']})" for run in runs), ""]
+    lines += ["", "Recorded by (with the machine's 1, 5 and 15-minute load averages then, where known; on "
+              f"{box['cores']} cores anything above {box['cores']} means other work shared them):", ""]
+    lines += [f"- `bench/{run['script']}.py` at {run['recorded_at']}"
+              + (f", load {' / '.join(str(x) for x in load)}" if (load := run["machine"].get("load")) else "")
+              for run in runs]
+    lines += [""]
     OUT.write_text("\n".join(lines))
     print(f"wrote {OUT.relative_to(Path.cwd()) if OUT.is_relative_to(Path.cwd()) else OUT}")
 
