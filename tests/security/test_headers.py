@@ -14,7 +14,7 @@ import re
 
 import pytest
 
-from tests.browser.conftest import CHROMIUM, browser, live_server, page, sign_in  # noqa: F401  (fixtures)
+from tests.browser.conftest import CHROMIUM, sign_in
 from tests.factories import PASSWORD
 from workflow import receipts
 

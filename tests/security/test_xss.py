@@ -32,7 +32,7 @@ import pytest
 import time_machine
 from pypdf import PdfReader
 
-from tests.browser.conftest import CHROMIUM, browser, live_server  # noqa: F401  (fixtures)
+from tests.browser.conftest import CHROMIUM
 from tests.factories import PASSWORD, application
 from workflow import accounts, calendar_days, operations as ops, queries, receipts, timers
 from workflow.actors import Role
