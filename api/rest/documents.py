@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 import marshmallow as ma
-from flask import Response, current_app, request, url_for
+from flask import Response, current_app, url_for
 from flask_smorest import Blueprint
 
 from pdf import render
@@ -54,7 +54,9 @@ def verify_url(case_no: str) -> str:
 def track_url(case) -> str:
     """The applicant's tracking page (contract section 5), with the case number and its code."""
     query = urlencode({"case_no": case.case_no, "code": case.tracking_code})
-    return f"{request.url_root.rstrip('/')}/track?{query}"
+    # url_for, like the verification URL: with SERVER_NAME set, the printed address is the hall's
+    # public one whatever Host header the request came with.
+    return f"{url_for('public.track', _external=True)}?{query}"
 
 
 @blp.route("/<case_no>/receipt.pdf")

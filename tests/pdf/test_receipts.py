@@ -207,6 +207,18 @@ def test_slip_lists_the_materials_to_supplement_and_links_the_tracking_page(clie
     assert url in text
 
 
+def test_with_the_halls_server_name_set_a_forged_host_header_changes_no_printed_address(app, client, factory):
+    app.config["SERVER_NAME"] = "zwfw.example.gov.cn"
+    case = factory.case("ready")
+    headers = {"Authorization": f"Bearer {factory.token()}", "Host": "attacker.example"}
+    printed = []
+    for document in ("slip", "receipt"):
+        response = client.get(f"/api/v1/cases/{case.case_no}/{document}.pdf", headers=headers)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        printed += qr_codes(response.data)
+    assert [urlsplit(url).netloc for url in printed] == ["zwfw.example.gov.cn"] * 2
+
+
 def test_slip_without_missing_materials_is_a_plain_acceptance(staff, factory):
     text = text_of(staff(f"/cases/{factory.case('in_progress').case_no}/slip.pdf").data).replace("\n", "")
     assert "现予受理" in text and "容缺" not in text and "需补正" not in text
