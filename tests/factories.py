@@ -111,3 +111,27 @@ def bypass_append_only(session) -> None:
     else:
         session.execute(text("DROP TRIGGER events_no_update"))
         session.execute(text("DROP TRIGGER events_no_delete"))
+
+
+def clerk_tokens(url: str, suffix: str, label: str) -> dict[str, str]:
+    """A clerk ``<department>-<suffix>`` with an API token in every department: department → token.
+
+    Made in-process on the database at ``url``, for tests that drive servers started apart
+    (the scale-out test, the crash drill).
+    """
+    from sqlalchemy.pool import NullPool
+
+    from workflow.db import make_engine, make_sessionmaker
+
+    engine = make_engine(url, poolclass=NullPool)
+    try:
+        with make_sessionmaker(engine)() as session:
+            tokens = {}
+            for department in sorted(accounts.known_departments(session)):
+                accounts.create_user(session, f"{department}-{suffix}", PASSWORD, "clerk", department)
+                session.flush()
+                tokens[department] = accounts.create_token(session, f"{department}-{suffix}", label)
+            session.commit()
+        return tokens
+    finally:
+        engine.dispose()

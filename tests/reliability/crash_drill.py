@@ -71,7 +71,8 @@ from sqlalchemy import select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.pool import NullPool  # noqa: E402
 
-from workflow import accounts, audit  # noqa: E402
+from tests.factories import clerk_tokens  # noqa: E402
+from workflow import audit  # noqa: E402
 from workflow.calendar import BusinessCalendar  # noqa: E402
 from workflow.db import make_engine, make_sessionmaker  # noqa: E402
 from workflow.demo import STEP_OUTPUTS, application, registration_outputs  # noqa: E402
@@ -81,7 +82,6 @@ from workflow.timers import CASE, clocks, definition_of  # noqa: E402
 
 CST = ZoneInfo("Asia/Shanghai")
 SECRET_KEY = "crash-drill-secret-key-not-for-production"
-PASSWORD = "correct horse battery staple"
 WORKERS, THREADS = 2, 4  # gunicorn, as bench/http_server.py and the scale test run it on 2 cores
 TIMER_WORKERS = 2
 SWEEP_INTERVAL = "0.5"
@@ -152,22 +152,6 @@ def server_start(now: datetime) -> datetime:
     while not calendar.is_working_time(datetime(day.year, day.month, day.day, 9, 1, tzinfo=CST)):
         day -= timedelta(days=7)
     return datetime(day.year, day.month, day.day, 9, 0, tzinfo=CST)
-
-
-def staff(url: str) -> dict[str, str]:
-    """A clerk with an API token for the window and every agency (in-process, on the drill's database)."""
-    engine = make_engine(url, poolclass=NullPool)
-    try:
-        with make_sessionmaker(engine)() as session:
-            tokens = {}
-            for department in ("service_window", *sorted(set(DEPARTMENT.values()))):
-                accounts.create_user(session, f"{department}-drill", PASSWORD, "clerk", department)
-                session.flush()
-                tokens[department] = accounts.create_token(session, f"{department}-drill", "crash drill")
-            session.commit()
-        return tokens
-    finally:
-        engine.dispose()
 
 
 # --- the processes --------------------------------------------------------------------------------
@@ -917,7 +901,7 @@ def _drill(url: str, kills: int, clients: int, rng: random.Random, logs: Path, r
                               timeout=300)
     if migrated.returncode != 0:
         raise DrillError(f"flask db upgrade failed:\n{migrated.stdout}{migrated.stderr}")
-    tokens = staff(url)
+    tokens = clerk_tokens(url, "drill", "crash drill")
     now = datetime.now(timezone.utc)
     fleet = Fleet(env, (server_start(now) - now).total_seconds(), logs)
     stop, abort, gauge = threading.Event(), threading.Event(), Gauge()

@@ -34,8 +34,8 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.pool import NullPool
 
-from tests.factories import application
-from workflow import accounts, audit
+from tests.factories import application, clerk_tokens
+from workflow import audit
 from workflow.db import make_engine, make_sessionmaker
 from workflow.demo import STEP_OUTPUTS, registration_outputs
 from workflow.models import Case, Event, Notification, Timer
@@ -189,22 +189,6 @@ def drive(p: Plan, api: Api, tokens: dict[str, str]) -> Plan:
     return p
 
 
-def staff(url: str) -> dict[str, str]:
-    """A clerk with an API token for every department (in-process, on the servers' database)."""
-    engine = make_engine(url)
-    try:
-        with make_sessionmaker(engine)() as session:
-            tokens = {}
-            for department in ("service_window", *sorted(set(DEPARTMENT.values()))):
-                accounts.create_user(session, f"{department}-1", "correct horse battery", "clerk", department)
-                session.flush()
-                tokens[department] = accounts.create_token(session, f"{department}-1", "scale")
-            session.commit()
-        return tokens
-    finally:
-        engine.dispose()
-
-
 class ConnectionPeak(threading.Thread):
     """Samples how many connections the servers and workers hold on the database, until stopped."""
 
@@ -245,7 +229,7 @@ def deploy(database_url: str, redis_url: str, processes) -> tuple[list[int], dic
         ], env)
     for n in (1, 2):
         processes.start(f"timers{n}", flask_command("timers", "run", "--interval", SWEEP_INTERVAL), env)
-    tokens = staff(database_url)  # while they start
+    tokens = clerk_tokens(database_url, "1", "scale")  # while they start
     for n, port in enumerate(ports, 1):
         wait_until_serving(processes, f"server{n}", port)
     return ports, tokens
