@@ -16,6 +16,7 @@ from .calendar import DEFAULT_SESSIONS, BusinessCalendar, parse_sessions
 from .clock import utcnow
 from .errors import Invalid
 from .models import CalendarDay, CalendarYear
+from .validation import has_control_characters
 
 KINDS = ("holiday", "workday")
 _cache: dict[tuple, BusinessCalendar] = {}
@@ -85,8 +86,7 @@ def _day_problems(date_text: str, kind: str, name: str) -> tuple[date | None, di
         problems["kind"] = [f"kind {kind!r} is not holiday or workday"]
     if len(name) > 64:
         problems["name"] = ["name is longer than 64 characters"]
-    elif any(ord(c) < 32 and c not in "\t\n\r" for c in name):
-        # As for every free text (operations._common.require_text): PostgreSQL refuses NUL outright (a 500).
+    elif has_control_characters(name):  # as every free text (operations._common.require_text)
         problems["name"] = ["name must not contain control characters"]
     return day, problems
 

@@ -1,4 +1,4 @@
-"""Turning marshmallow's nested error messages into one flat map of field paths."""
+"""Turning marshmallow's nested error messages into one flat map of field paths; the free-text rule."""
 from __future__ import annotations
 
 import marshmallow as ma
@@ -45,3 +45,8 @@ class StrictBoolean(ma.fields.Boolean):
         if not isinstance(value, bool):
             raise self.make_error("invalid")
         return value
+
+
+def has_control_characters(text: str) -> bool:
+    """Free text's rule: no control characters but tab, CR and LF (PostgreSQL refuses NUL outright)."""
+    return any(ord(c) < 32 and c not in "\t\n\r" for c in text)

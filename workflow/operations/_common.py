@@ -9,6 +9,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from .. import audit
 from ..errors import Conflict, IllegalAction, Invalid, PreconditionFailed
+from ..validation import has_control_characters
 
 
 def authorize(permissions: dict, event: str, obj, **context) -> None:
@@ -62,6 +63,6 @@ def require_text(value, field: str, limit: int = 500) -> str:
         raise Invalid({field: ["is required"]})
     if len(text) > limit:
         raise Invalid({field: [f"must be at most {limit} characters"]})
-    if any(ord(c) < 32 and c not in "\t\n\r" for c in text):
+    if has_control_characters(text):
         raise Invalid({field: ["must not contain control characters"]})
     return text
