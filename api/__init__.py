@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 from urllib.parse import urlencode
 
-from flask import Flask, abort, g, has_request_context, request, send_from_directory, session
+from flask import Flask, g, has_request_context, request, send_from_directory, session
 from swagger_ui_bundle import swagger_ui_path
 
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -108,7 +108,6 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.add_url_rule("/api/v1/docs/static/<path:filename>", "swagger_ui_static",
                      lambda filename: send_from_directory(swagger_ui_path, filename))
     app.before_request(_remember_language)
-    app.before_request(_refuse_nul_characters)
     app.before_request(_api_idempotency)
     app.context_processor(_language_links)
     app.after_request(_finish_request)
@@ -148,44 +147,6 @@ def _language_links() -> dict:
     return {"page_lang": lang, "html_lang": LANGUAGES[lang], "other_lang": other,
             "other_html_lang": LANGUAGES[other], "other_lang_name": "English" if other == "en" else "中文",
             "other_lang_url": f"{request.path}?{urlencode(query)}"}
-
-
-def _refuse_nul_characters():
-    """PostgreSQL cannot store or compare U+0000 in text or JSON: answer before any query, never a 500.
-
-    In the address nothing can be found (404); in a query parameter the API names it in a 422 and a
-    page answers 400; in an API body the 422 names the field.
-    """
-    if "\x00" in request.path:
-        abort(404)
-    api_request = request.path.startswith(errors.API_PREFIX)
-    bad_args = sorted({name for name, value in request.args.items(multi=True) if "\x00" in name + value})
-    if bad_args and not api_request:
-        abort(400)
-    if bad_args:
-        return errors.problem(422, "query parameters must not contain NUL characters", type_="validation",
-                              errors={f"query.{name}": ["must not contain NUL characters"] for name in bad_args})
-    if not api_request or not request.is_json:
-        return None
-    paths = list(_nul_paths(request.get_json(silent=True), ""))
-    if not paths:
-        return None
-    return errors.problem(422, "text must not contain NUL characters", type_="validation",
-                          errors={path or "_schema": ["must not contain NUL characters"] for path in paths})
-
-
-def _nul_paths(value, path: str):
-    if isinstance(value, str):
-        if "\x00" in value:
-            yield path
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _nul_paths(item, f"{path}.{key}" if path else str(key))
-            if "\x00" in str(key):
-                yield path or "_schema"
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _nul_paths(item, f"{path}.{index}" if path else str(index))
 
 
 def _api_idempotency():

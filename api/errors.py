@@ -10,7 +10,7 @@ import http
 import json
 
 import flask_smorest
-from flask import Flask, current_app, g, render_template, request
+from flask import Flask, abort, current_app, g, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_smorest.utils import prepare_response
@@ -270,6 +270,44 @@ def _deeper_than(value, limit: int) -> bool:
     return False
 
 
+def refuse_nul_characters():
+    """PostgreSQL cannot store or compare U+0000 in text or JSON: answer before any query, never a 500.
+
+    In the address nothing can be found (404); in a query parameter the API names it in a 422 and a
+    page answers 400; in an API body the 422 names the field.
+    """
+    if "\x00" in request.path:
+        abort(404)
+    api_request = request.path.startswith(API_PREFIX)
+    bad_args = sorted({name for name, value in request.args.items(multi=True) if "\x00" in name + value})
+    if bad_args and not api_request:
+        abort(400)
+    if bad_args:
+        return problem(422, "query parameters must not contain NUL characters", type_="validation",
+                              errors={f"query.{name}": ["must not contain NUL characters"] for name in bad_args})
+    if not api_request or not request.is_json:
+        return None
+    paths = list(_nul_paths(request.get_json(silent=True), ""))
+    if not paths:
+        return None
+    return problem(422, "text must not contain NUL characters", type_="validation",
+                          errors={path or "_schema": ["must not contain NUL characters"] for path in paths})
+
+
+def _nul_paths(value, path: str):
+    if isinstance(value, str):
+        if "\x00" in value:
+            yield path
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _nul_paths(item, f"{path}.{key}" if path else str(key))
+            if "\x00" in str(key):
+                yield path or "_schema"
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _nul_paths(item, f"{path}.{index}" if path else str(index))
+
+
 def handle_stale_data(_error: StaleDataError):
     """A lost optimistic-locking race that surfaced outside the operations' own flush."""
     return handle_workflow_error(wf.Conflict("the case was changed by someone else at the same moment; reload it"))
@@ -277,5 +315,6 @@ def handle_stale_data(_error: StaleDataError):
 
 def register(app: Flask) -> None:
     app.before_request(refuse_unreadable_bodies)
+    app.before_request(refuse_nul_characters)  # after: it walks a body already known to be readable
     app.register_error_handler(wf.WorkflowError, handle_workflow_error)
     app.register_error_handler(StaleDataError, handle_stale_data)
