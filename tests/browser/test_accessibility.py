@@ -250,6 +250,9 @@ def test_the_keyboard_alone_signs_in_opens_a_case_and_claims_a_step(page, live_s
     page.keyboard.type(PASSWORD)
     page.keyboard.press("Enter")
     expect(page).to_have_url(live_server + "/queue")
+    # The address changes when the answer starts to arrive; a Tab pressed before the new page has
+    # loaded lands on no element at all (seen once in CI under load), so wait for the page.
+    page.wait_for_load_state("load")
 
     # The skip link is the first stop and takes the next Tab straight into the page's content.
     skip = _tab_to(page, lambda f: True, limit=1)
@@ -260,6 +263,7 @@ def test_the_keyboard_alone_signs_in_opens_a_case_and_claims_a_step(page, live_s
     assert link["text"] == case.case_no
     page.keyboard.press("Enter")
     expect(page).to_have_url(re.compile(re.escape(f"{live_server}/cases/{case.case_no}")))
+    page.wait_for_load_state("load")
 
     claim = _tab_to(page, lambda f: f["tag"] == "button" and f["text"] == "认领")
     assert page.evaluate("() => document.activeElement.closest('article').id") == "step-registration"
