@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 from urllib.parse import urlencode
 
+import click
 from flask import Flask, g, has_request_context, request, send_from_directory, session
 from swagger_ui_bundle import swagger_ui_path
 
@@ -115,8 +116,12 @@ def create_app(test_config: dict | None = None) -> Flask:
     return app
 
 
-class MissingSecretKey(RuntimeError):
-    """The app was started without ``FLASK_SECRET_KEY``."""
+class MissingSecretKey(click.ClickException, RuntimeError):
+    """The app was started without ``FLASK_SECRET_KEY``.
+
+    A ``ClickException`` so that a ``flask`` command ends in one line, "Error: FLASK_SECRET_KEY is
+    not set…", and exit status 1 instead of a traceback; gunicorn and tests see a plain exception.
+    """
 
 
 def page_language() -> str:
