@@ -13,7 +13,7 @@ the cookie from ``FLASK_SESSION_COOKIE_*``), and the headers below are the whole
 """
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, request, session
 
 CONTENT_SECURITY_POLICY = "; ".join((
     "default-src 'self'",
@@ -38,6 +38,10 @@ HEADERS = {
 }
 
 
+# Files that are the same for everybody: cacheable even when a signed-in browser asks for them.
+SHARED_FILES = frozenset({"static", "swagger_ui_static"})
+
+
 def init_app(app: Flask) -> None:
     app.after_request(_secure_headers)
 
@@ -45,4 +49,14 @@ def init_app(app: Flask) -> None:
 def _secure_headers(response):
     for name, value in HEADERS.items():
         response.headers.setdefault(name, value)
+    if request.endpoint not in SHARED_FILES and _for_somebody():
+        # What a signed-in clerk or a token's holder is shown (applicants' names and ID numbers,
+        # queues, reports) stays out of shared caches and off the disk of a counter's PC: the back
+        # button after signing out shows nothing. A view that chose its own caching keeps it.
+        response.headers.setdefault("Cache-Control", "private, no-store")
     return response
+
+
+def _for_somebody() -> bool:
+    """The request carries a staff session or an Authorization header (read without a query)."""
+    return "Authorization" in request.headers or "_user_id" in session

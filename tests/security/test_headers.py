@@ -35,6 +35,11 @@ def assert_secure(response, where: str) -> None:
     assert response.headers.get("Referrer-Policy") in ("same-origin", "no-referrer"), where
 
 
+def assert_not_stored(response, where: str) -> None:
+    """What a signed-in user is shown stays out of caches (the back button after signing out)."""
+    assert "no-store" in response.headers.get("Cache-Control", ""), f"{where}: {response.headers.get('Cache-Control')!r}"
+
+
 def placeholder_path(rule) -> str:
     """The rule's path with every variable filled in (an unknown case, step or token: 404s are fine)."""
     def fill(match):
@@ -66,10 +71,34 @@ def test_every_rule_answers_with_the_security_headers_signed_in_or_not(app, clie
                 response = caller.open(path, method=method)
                 response.close()
                 assert_secure(response, f"{method} {path} as {who} ({response.status_code})")
+                if who == "admin" and rule.endpoint not in ("static", "swagger_ui_static"):
+                    assert_not_stored(response, f"{method} {path} as {who} ({response.status_code})")
                 seen.add(response.status_code)
     assert {200, 302, 400, 401, 404} <= seen  # the answers checked include refusals and errors
     assert_secure(client.get("/no/such/page"), "an unknown page")
     assert_secure(client.get("/api/v1/no/such/thing"), "an unknown API path")
+
+
+def test_staff_answers_are_not_stored_and_shared_files_are_cached(app, client, factory):
+    """A token's answers (REST) are never stored; the stylesheet a signed-in browser fetches is
+    the same for everybody and stays cacheable; an anonymous page keeps its own caching."""
+    token = factory.token("clerk", "market_regulation")
+    case = factory.case("in_progress")
+    for path in ("/api/v1/cases", f"/api/v1/cases/{case.case_no}", "/api/v1/cases/KB20260101-0001"):
+        response = client.get(path, headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code in (200, 404)
+        assert_not_stored(response, f"GET {path} with a token ({response.status_code})")
+    signed_in = app.test_client()
+    form = signed_in.get("/").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', form).group(1)
+    clerk = factory.clerk("market_regulation")
+    assert signed_in.post("/", data={"username": clerk.username, "password": PASSWORD,
+                                     "csrf_token": csrf}).status_code == 302
+    assert_not_stored(signed_in.get(f"/cases/{case.case_no}"), "the case page")
+    stylesheet = signed_in.get("/static/css/site.css")
+    stylesheet.close()
+    assert stylesheet.status_code == 200 and "no-store" not in stylesheet.headers.get("Cache-Control", "")
+    assert "no-store" not in client.get("/").headers.get("Cache-Control", "")  # the sign-in page, anonymous
 
 
 def test_the_tracking_pages_keep_no_referrer(client):
