@@ -19,6 +19,10 @@ limiter = Limiter(key_func=get_remote_address, headers_enabled=True, strategy="m
 
 DEFAULTS = {
     "RATELIMIT_STORAGE_URI": "memory://",
+    # A shared store (redis) that stops answering: each process counts alone, in memory, until it is
+    # back (Flask-Limiter checks it again at growing intervals), rather than /track answering 500 or
+    # letting lookups through uncounted. The limits then apply per process, not across servers.
+    "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
     "TRACK_LIMIT": "120 per minute",
     "TRACK_MISS_LIMIT": "10 per 10 minutes;40 per day",
     "RATING_LIMIT": "10 per hour",

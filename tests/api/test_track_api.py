@@ -207,6 +207,23 @@ def test_two_worker_processes_count_wrong_codes_together_through_the_shared_stor
     assert keys, "no counter in the shared store"
 
 
+@pytest.mark.slow
+def test_tracking_keeps_answering_and_counting_when_the_shared_store_is_unreachable(database_url, factory, tmp_path):
+    """redis down: no 500s, and wrong codes are still refused after ten, counted in the process."""
+    case = factory.case("in_progress")
+    factory.session.commit()
+    process, base = _gunicorn(database_url, f"redis+unix://{tmp_path / 'no-redis.sock'}", workers=1)
+    try:
+        statuses = _statuses(base, case.case_no, 14)
+        with urlopen(f"{base}/healthz", timeout=10) as response:
+            healthy = response.status
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=20)
+    assert statuses == [404] * 10 + [429] * 4, statuses
+    assert healthy == 200
+
+
 def test_receipt_checks_are_throttled_too(app, client):
     app.config["VERIFY_LIMIT"] = "3 per minute"
     statuses = [client.get("/api/v1/verify/not-a-token").status_code for _ in range(4)]
