@@ -284,14 +284,14 @@ def refuse_nul_characters():
         abort(400)
     if bad_args:
         return problem(422, "query parameters must not contain NUL characters", type_="validation",
-                              errors={f"query.{name}": ["must not contain NUL characters"] for name in bad_args})
+                       errors={f"query.{name}": ["must not contain NUL characters"] for name in bad_args})
     if not api_request or not request.is_json:
         return None
     paths = list(_nul_paths(request.get_json(silent=True), ""))
     if not paths:
         return None
     return problem(422, "text must not contain NUL characters", type_="validation",
-                          errors={path or "_schema": ["must not contain NUL characters"] for path in paths})
+                   errors={path or "_schema": ["must not contain NUL characters"] for path in paths})
 
 
 def _nul_paths(value, path: str):

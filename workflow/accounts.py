@@ -6,11 +6,10 @@ revoke a token) takes the admin as ``by`` or ``actor`` and is written to the adm
 """
 from __future__ import annotations
 
-import unicodedata
-
 import hashlib
 import secrets
 import threading
+import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
 

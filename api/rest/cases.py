@@ -28,6 +28,11 @@ ACTION_PROBLEMS = (400, 401, 403, 404, 409, 412, 413, 422)
 ACTION_HEADERS = [IF_MATCH, IDEMPOTENCY_KEY]
 
 
+def case_action(view):
+    """Decorator (under ``@blp.response``): document an action's headers and its possible problems."""
+    return blp.doc(parameters=ACTION_HEADERS)(documented(blp, *ACTION_PROBLEMS)(view))
+
+
 def if_match() -> int | None:
     """The version an ``If-Match`` header expects (``"5"``, ``W/"5"`` or ``5``); None without one."""
     value = request.headers.get("If-Match")
@@ -107,8 +112,7 @@ class CaseEvents(MethodView):
 @blp.route("/<case_no>/accept", methods=["POST"])
 @blp.arguments(AcceptSchema, required=False)
 @blp.response(200, CaseSchema)
-@blp.doc(parameters=ACTION_HEADERS)
-@documented(blp, *ACTION_PROBLEMS)
+@case_action
 def accept(body, case_no):
     """受理: accept the application and start the clock (window staff)."""
     return act(ops.accept_case, case_no, missing_materials=body.get("missing_materials"))
@@ -117,8 +121,7 @@ def accept(body, case_no):
 @blp.route("/<case_no>/reject", methods=["POST"])
 @blp.arguments(ReasonSchema)
 @blp.response(200, CaseSchema)
-@blp.doc(parameters=ACTION_HEADERS)
-@documented(blp, *ACTION_PROBLEMS)
+@case_action
 def reject(body, case_no):
     """不予受理: refuse the application, with a reason (window staff)."""
     return act(ops.reject_case, case_no, reason=body["reason"])
@@ -127,8 +130,7 @@ def reject(body, case_no):
 @blp.route("/<case_no>/suspend", methods=["POST"])
 @blp.arguments(ReasonSchema)
 @blp.response(200, CaseSchema)
-@blp.doc(parameters=ACTION_HEADERS)
-@documented(blp, *ACTION_PROBLEMS)
+@case_action
 def suspend(body, case_no):
     """Stop the clock while waiting on the applicant (window staff or a supervisor)."""
     return act(ops.suspend_case, case_no, reason=body["reason"])
@@ -136,8 +138,7 @@ def suspend(body, case_no):
 
 @blp.route("/<case_no>/resume", methods=["POST"])
 @blp.response(200, CaseSchema)
-@blp.doc(parameters=ACTION_HEADERS)
-@documented(blp, *ACTION_PROBLEMS)
+@case_action
 def resume(case_no):
     """Restart the clock (window staff or a supervisor)."""
     return act(ops.resume_case, case_no)
@@ -146,8 +147,7 @@ def resume(case_no):
 @blp.route("/<case_no>/withdraw", methods=["POST"])
 @blp.arguments(ReasonSchema)
 @blp.response(200, CaseSchema)
-@blp.doc(parameters=ACTION_HEADERS)
-@documented(blp, *ACTION_PROBLEMS)
+@case_action
 def withdraw(body, case_no):
     """The applicant withdrew (window staff)."""
     return act(ops.withdraw_case, case_no, reason=body["reason"])
@@ -156,8 +156,7 @@ def withdraw(body, case_no):
 @blp.route("/<case_no>/deliver", methods=["POST"])
 @blp.arguments(DeliverSchema)
 @blp.response(200, CaseSchema)
-@blp.doc(parameters=ACTION_HEADERS)
-@documented(blp, *ACTION_PROBLEMS)
+@case_action
 def deliver(body, case_no):
     """一窗通取: hand over at the counter or by mail (window staff)."""
     return act(ops.deliver_case, case_no, method=body["method"], tracking_no=body.get("tracking_no"))
@@ -165,8 +164,7 @@ def deliver(body, case_no):
 
 @blp.route(f"{STEP_PATH}/claim", methods=["POST"])
 @blp.response(200, CaseSchema)
-@blp.doc(parameters=ACTION_HEADERS)
-@documented(blp, *ACTION_PROBLEMS)
+@case_action
 def claim(case_no, step):
     """Claim a ready step (its department's clerks)."""
     return act(ops.claim_step, case_no, step)
@@ -174,8 +172,7 @@ def claim(case_no, step):
 
 @blp.route(f"{STEP_PATH}/release", methods=["POST"])
 @blp.response(200, CaseSchema)
-@blp.doc(parameters=ACTION_HEADERS)
-@documented(blp, *ACTION_PROBLEMS)
+@case_action
 def release(case_no, step):
     """Give a claimed step back to the department's queue."""
     return act(ops.release_step, case_no, step)
@@ -184,8 +181,7 @@ def release(case_no, step):
 @blp.route(f"{STEP_PATH}/reassign", methods=["POST"])
 @blp.arguments(ReassignSchema)
 @blp.response(200, CaseSchema)
-@blp.doc(parameters=ACTION_HEADERS)
-@documented(blp, *ACTION_PROBLEMS)
+@case_action
 def reassign(body, case_no, step):
     """Hand a claimed step to another clerk of its department (the department's supervisors)."""
     return act(ops.reassign_step, case_no, step, assignee=body["assignee"])
@@ -194,8 +190,7 @@ def reassign(body, case_no, step):
 @blp.route(f"{STEP_PATH}/complete", methods=["POST"])
 @blp.arguments(OutputsSchema)
 @blp.response(200, CaseSchema)
-@blp.doc(parameters=ACTION_HEADERS)
-@documented(blp, *ACTION_PROBLEMS)
+@case_action
 def complete(outputs, case_no, step):
     """Complete a step with its output fields (see the process definition)."""
     return act(ops.complete_step, case_no, step, outputs=outputs)
@@ -204,8 +199,7 @@ def complete(outputs, case_no, step):
 @blp.route(f"{STEP_PATH}/refuse", methods=["POST"])
 @blp.arguments(ReasonSchema)
 @blp.response(200, CaseSchema)
-@blp.doc(parameters=ACTION_HEADERS)
-@documented(blp, *ACTION_PROBLEMS)
+@case_action
 def refuse(body, case_no, step):
     """不予登记 and the like: refuse the step; the case is rejected."""
     return act(ops.refuse_step, case_no, step, reason=body["reason"])

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _, lazy_gettext as _l
 from flask_login import current_user
 from werkzeug.datastructures import MultiDict
@@ -233,12 +233,10 @@ def issue_token(username):
     except IllegalAction:
         session().rollback()
         return _user_page(username, 409, alert=_l("This account is disabled: enable it before issuing a token."))
-    page, status = _render("admin/token_issued.html", user=accounts.get_user(session(), username), token=token,
-                           label=label)
-    response = make_response(page, status)
-    # The token is in this response only: no cache, no history copy, may keep it.
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    # The token is in this response only; like every signed-in page it is Cache-Control: no-store
+    # (api/security.py), so no cache or history copy keeps it.
+    return _render("admin/token_issued.html", user=accounts.get_user(session(), username), token=token,
+                   label=label)
 
 
 @bp.post("/tokens/<int:token_id>/revoke")

@@ -357,5 +357,4 @@ def export():
     writer.writerows([cell.csv for cell in row] for row in section.rows)
     name = f"onewindow-{section.key}-{period.start.isoformat()}-{period.end.isoformat()}.csv"
     return Response("\ufeff" + buffer.getvalue(), mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"',
-                             "Cache-Control": "private, no-store"})
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})

@@ -14,6 +14,7 @@ import re
 
 import pytest
 
+from api.security import SHARED_FILES
 from tests.browser.conftest import CHROMIUM, sign_in
 from tests.factories import PASSWORD
 from workflow import receipts
@@ -71,7 +72,7 @@ def test_every_rule_answers_with_the_security_headers_signed_in_or_not(app, clie
                 response = caller.open(path, method=method)
                 response.close()
                 assert_secure(response, f"{method} {path} as {who} ({response.status_code})")
-                if who == "admin" and rule.endpoint not in ("static", "swagger_ui_static"):
+                if who == "admin" and rule.endpoint not in SHARED_FILES:
                     assert_not_stored(response, f"{method} {path} as {who} ({response.status_code})")
                 seen.add(response.status_code)
     assert {200, 302, 400, 401, 404} <= seen  # the answers checked include refusals and errors
@@ -99,6 +100,20 @@ def test_staff_answers_are_not_stored_and_shared_files_are_cached(app, client, f
     stylesheet.close()
     assert stylesheet.status_code == 200 and "no-store" not in stylesheet.headers.get("Cache-Control", "")
     assert "no-store" not in client.get("/").headers.get("Cache-Control", "")  # the sign-in page, anonymous
+    # What used to say no-store itself: the page showing a new token once, and the figures' CSV export.
+    admin = app.test_client()
+    form = admin.get("/").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', form).group(1)
+    assert admin.post("/", data={"username": factory.actor("admin", None).username, "password": PASSWORD,
+                                 "csrf_token": csrf}).status_code == 302
+    user_page = admin.get(f"/admin/users/{clerk.username}").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token"[^>]*? value="([^"]+)"', user_page).group(1)
+    issued = admin.post(f"/admin/users/{clerk.username}/tokens", data={"label": "cache", "csrf_token": csrf})
+    assert issued.status_code == 200
+    assert_not_stored(issued, "the page showing a new token")
+    export = admin.get("/dashboard.csv", query_string={"table": "states"})
+    assert export.status_code == 200 and export.mimetype == "text/csv"
+    assert_not_stored(export, "the CSV export")
 
 
 def test_the_tracking_pages_keep_no_referrer(client):
@@ -136,13 +151,15 @@ class Watcher:
         return [f"{path}: {v}" for v in page.evaluate("window.__csp")]
 
 
-def staff_context(browser, live_server, username: str):  # noqa: F811
+def watched_context(browser, live_server, username: str | None = None):  # noqa: F811
+    """A browser context whose CSP violations are watched, with its page; signed in as ``username``."""
     context = browser.new_context(base_url=live_server)
     context.set_default_timeout(10_000)
     watcher = Watcher(context)
     page = context.new_page()
-    sign_in(page, username, PASSWORD)
-    page.wait_for_url(re.compile(r"/(queue|board|dashboard)$"))
+    if username is not None:
+        sign_in(page, username, PASSWORD)
+        page.wait_for_url(re.compile(r"/(queue|board|dashboard)$"))
     return context, page, watcher
 
 
@@ -168,12 +185,7 @@ def test_the_main_pages_run_without_a_csp_violation(browser, live_server, app, f
     }
     violations, console, pages = [], [], 0
     for username, paths in visits.items():
-        if username is None:
-            context = browser.new_context(base_url=live_server)
-            watcher, page = Watcher(context), None  # noqa: F811
-            page = context.new_page()
-        else:
-            context, page, watcher = staff_context(browser, live_server, username)
+        context, page, watcher = watched_context(browser, live_server, username)  # noqa: F811
         for path, status in paths:
             violations += watcher.visit(page, path, status)
             pages += 1
@@ -186,9 +198,7 @@ def test_the_main_pages_run_without_a_csp_violation(browser, live_server, app, f
 @browser_test
 @needs_chromium
 def test_the_swagger_ui_works_under_the_policy(browser, live_server):  # noqa: F811
-    context = browser.new_context(base_url=live_server)
-    watcher = Watcher(context)
-    page = context.new_page()  # noqa: F811
+    context, page, watcher = watched_context(browser, live_server)  # noqa: F811
     violations = watcher.visit(page, "/api/v1/docs")
     # Swagger UI drew the operations from /api/v1/openapi.json: its scripts ran.
     page.get_by_text("/api/v1/cases/{case_no}/accept").first.wait_for()
@@ -201,9 +211,7 @@ def test_the_swagger_ui_works_under_the_policy(browser, live_server):  # noqa: F
 @needs_chromium
 def test_an_injected_inline_script_or_handler_does_not_run(browser, live_server):  # noqa: F811
     """What an escaping bug would let in is still refused by the browser."""
-    context = browser.new_context(base_url=live_server)
-    watcher = Watcher(context)
-    page = context.new_page()  # noqa: F811
+    context, page, watcher = watched_context(browser, live_server)  # noqa: F811
     assert watcher.visit(page, "/track") == []
     page.evaluate("""() => {
         const script = document.createElement("script");
