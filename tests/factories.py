@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime
 import itertools
 import random
+import re
 
 from sqlalchemy import text
 
@@ -14,6 +15,8 @@ from workflow.identifiers import make_id_number
 
 DEPARTMENTS = ("service_window", "market_regulation", "public_security", "taxation", "bank")
 PASSWORD = "correct horse battery"
+# The hidden field every page form carries (attribute order varies between templates).
+CSRF = re.compile(r'name="csrf_token"[^>]*? value="([^"]+)"')
 _names = itertools.count(1)
 
 
@@ -135,3 +138,13 @@ def clerk_tokens(url: str, suffix: str, label: str) -> dict[str, str]:
         return tokens
     finally:
         engine.dispose()
+
+
+def csrf_token(client, path: str = "/") -> str:
+    """The session's CSRF token, read from a form on the page at ``path`` (the same for every form)."""
+    return CSRF.search(client.get(path).get_data(as_text=True)).group(1)
+
+
+def sign_in(client, username: str, password: str = PASSWORD):
+    """Sign a Flask test client in through the sign-in page; the answer (302 when it worked)."""
+    return client.post("/", data={"username": username, "password": password, "csrf_token": csrf_token(client)})

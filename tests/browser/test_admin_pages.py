@@ -11,7 +11,7 @@ import pytest
 import time_machine
 from playwright.sync_api import expect
 
-from tests.factories import PASSWORD
+from tests.factories import PASSWORD, csrf_token
 from workflow import accounts, demo
 from workflow.definitions import packaged
 
@@ -303,7 +303,7 @@ def test_only_admins_may_open_or_post_to_the_admin_pages(client, factory, who):
         assert client.get(path.format(me="x")).status_code == 302  # anonymous: to the sign-in page
     user = factory.actor(*who)
     signed_in(client, user.username)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/queue").get_data(as_text=True)).group(1)
+    token = csrf_token(client, "/queue")
     for path in ADMIN_PAGES:
         response = client.get(path.format(me=user.username))
         assert response.status_code == 403 and response.mimetype == "text/html", path

@@ -5,18 +5,11 @@ import re
 
 import pytest
 
-from tests.factories import PASSWORD
+from tests.factories import PASSWORD, csrf_token, sign_in
 from workflow.models import User
 
-CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
-
-
-def csrf_token(client, path="/") -> str:
-    return CSRF.search(client.get(path).get_data(as_text=True)).group(1)
-
-
 def signed_in(client, username):
-    response = client.post("/", data={"username": username, "password": PASSWORD, "csrf_token": csrf_token(client)})
+    response = sign_in(client, username)
     assert response.status_code == 302, response.get_data(as_text=True)
     return response
 

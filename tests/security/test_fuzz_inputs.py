@@ -27,7 +27,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings, strategies as st
 from sqlalchemy import select
 
-from tests.factories import PASSWORD, application
+from tests.factories import application, csrf_token, sign_in
 from workflow import calendar_days
 from workflow.applications import ApplicationSchema
 from workflow.errors import Invalid
@@ -432,17 +432,12 @@ def test_a_valid_schedule_posted_to_the_import_is_stored_exactly(client, engine,
     assert {day.year for day, _kind, _name in schedule} <= years
 
 
-CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
-
-
 @pytest.fixture
 def admin_page(client, factory):
     """Sign the test client in as an admin; the session's CSRF token (valid as long as the session)."""
     admin = factory.actor("admin", None)
-    token = CSRF.search(client.get("/").get_data(as_text=True)).group(1)
-    signed = client.post("/", data={"username": admin.username, "password": PASSWORD, "csrf_token": token})
-    assert signed.status_code == 302
-    return CSRF.search(client.get("/admin/calendar?year=2027").get_data(as_text=True)).group(1)
+    assert sign_in(client, admin.username).status_code == 302
+    return csrf_token(client, "/admin/calendar?year=2027")
 
 
 @settings(FUZZ_DB, max_examples=40)  # a refusal draws the year's calendar page again

@@ -16,7 +16,7 @@ import pytest
 
 from api.security import SHARED_FILES
 from tests.browser.conftest import CHROMIUM, sign_in
-from tests.factories import PASSWORD
+from tests.factories import PASSWORD, csrf_token, sign_in as sign_in_client
 from workflow import receipts
 
 SECURITY_HEADERS = {
@@ -60,10 +60,7 @@ def test_every_rule_answers_with_the_security_headers_signed_in_or_not(app, clie
     and 409 answers alike carry the headers."""
     admin = factory.actor("admin", None)
     signed_in = app.test_client()
-    form = signed_in.get("/").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', form).group(1)
-    assert signed_in.post("/", data={"username": admin.username, "password": PASSWORD,
-                                     "csrf_token": token}).status_code == 302
+    assert sign_in_client(signed_in, admin.username).status_code == 302
     seen = set()
     for rule in app.url_map.iter_rules():
         path = placeholder_path(rule)
@@ -90,11 +87,8 @@ def test_staff_answers_are_not_stored_and_shared_files_are_cached(app, client, f
         assert response.status_code in (200, 404)
         assert_not_stored(response, f"GET {path} with a token ({response.status_code})")
     signed_in = app.test_client()
-    form = signed_in.get("/").get_data(as_text=True)
-    csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', form).group(1)
     clerk = factory.clerk("market_regulation")
-    assert signed_in.post("/", data={"username": clerk.username, "password": PASSWORD,
-                                     "csrf_token": csrf}).status_code == 302
+    assert sign_in_client(signed_in, clerk.username).status_code == 302
     assert_not_stored(signed_in.get(f"/cases/{case.case_no}"), "the case page")
     stylesheet = signed_in.get("/static/css/site.css")
     stylesheet.close()
@@ -102,12 +96,8 @@ def test_staff_answers_are_not_stored_and_shared_files_are_cached(app, client, f
     assert "no-store" not in client.get("/").headers.get("Cache-Control", "")  # the sign-in page, anonymous
     # What used to say no-store itself: the page showing a new token once, and the figures' CSV export.
     admin = app.test_client()
-    form = admin.get("/").get_data(as_text=True)
-    csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', form).group(1)
-    assert admin.post("/", data={"username": factory.actor("admin", None).username, "password": PASSWORD,
-                                 "csrf_token": csrf}).status_code == 302
-    user_page = admin.get(f"/admin/users/{clerk.username}").get_data(as_text=True)
-    csrf = re.search(r'name="csrf_token"[^>]*? value="([^"]+)"', user_page).group(1)
+    assert sign_in_client(admin, factory.actor("admin", None).username).status_code == 302
+    csrf = csrf_token(admin, f"/admin/users/{clerk.username}")
     issued = admin.post(f"/admin/users/{clerk.username}/tokens", data={"label": "cache", "csrf_token": csrf})
     assert issued.status_code == 200
     assert_not_stored(issued, "the page showing a new token")

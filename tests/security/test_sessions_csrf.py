@@ -30,22 +30,11 @@ from sqlalchemy import create_engine, text
 
 from api import MissingSecretKey, create_app
 from tests.conftest import ON_POSTGRES
-from tests.factories import PASSWORD
+from tests.factories import CSRF, PASSWORD, csrf_token, sign_in
 from workflow import receipts
 from workflow.clock import utcnow
 
 ROOT = Path(__file__).resolve().parents[2]
-CSRF = re.compile(r'name="csrf_token"[^>]*? value="([^"]+)"')
-
-
-def csrf_token(client, path: str = "/") -> str:
-    return CSRF.search(client.get(path).get_data(as_text=True)).group(1)
-
-
-def sign_in(client, username: str, password: str = PASSWORD):
-    return client.post("/", data={"username": username, "password": password, "csrf_token": csrf_token(client)})
-
-
 # ---------------------------------------------------------------- the session cookie
 
 def session_cookie(response) -> str:
