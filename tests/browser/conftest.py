@@ -25,8 +25,12 @@ def pytest_collection_modifyitems(config, items):
 
 
 def sign_in(page, username: str, password: str, path: str = "/") -> None:
-    """Fill and send the sign-in form at ``path``."""
+    """Fill and send the sign-in form at ``path``, and wait for the page it leads to to load.
+
+    A click returns once the next page has begun to arrive, not once it has loaded: a test reading the
+    DOM right after it can find the page half parsed (README.md, "Tests": BROWSER_TRICKLE)."""
     page.goto(path)
     page.get_by_label("用户名").or_(page.get_by_label("Username")).fill(username)
     page.get_by_label("密码").or_(page.get_by_label("Password")).fill(password)
-    page.locator("form.form button[type=submit]").click()
+    with page.expect_navigation():
+        page.locator("form.form button[type=submit]").click()

@@ -87,7 +87,8 @@ def search(page, **fields) -> None:
             field.select_option(value)
         else:
             field.fill(value)
-    page.get_by_role("button", name="查询").click()
+    with page.expect_navigation():  # rows() reads the DOM as it is: the results must have loaded
+        page.get_by_role("button", name="查询").click()
 
 
 def test_the_newest_events_come_first_fifty_to_a_page(supervisor_page, hall):
@@ -98,11 +99,13 @@ def test_the_newest_events_come_first_fifty_to_a_page(supervisor_page, hall):
     assert len(first) == 50 and hall.events > 50
     assert [r["at"] for r in first] == sorted((r["at"] for r in first), reverse=True)
     assert first[0]["case"] == hall.c.case_no and first[0]["action"] == "submit"
-    page.get_by_role("link", name="较早的事件").click()
+    with page.expect_navigation():
+        page.get_by_role("link", name="较早的事件").click()
     expect(page.locator("nav.pager")).to_contain_text("第 2 页，共 2 页")
     second = rows(page)
     assert len(second) == hall.events - 50 and second[0]["at"] <= first[-1]["at"]
-    page.get_by_role("link", name="较新的事件").click()
+    with page.expect_navigation():
+        page.get_by_role("link", name="较新的事件").click()
     assert rows(page) == first
 
 

@@ -112,7 +112,8 @@ def test_the_period_filter_changes_every_figure(page, factory, hall):
     expect(page.locator("#chart-distribution-wide .promise-line")).to_have_count(1)
 
     page.locator("#period-from").fill("2026-11-18")
-    page.get_by_role("button", name="Show").click()
+    with page.expect_navigation():  # column() reads the DOM as it is: the new figures must have loaded
+        page.get_by_role("button", name="Show").click()
     expect(page).to_have_url(re.compile(r"/dashboard\?from=2026-11-18&to=2026-11-23$"))
     assert column(page, "daily", "day") == [f"2026-11-{d}" for d in range(18, 24)]
     assert column(page, "within", "day") == ["2026-11-19"]  # the fast case finished before the period

@@ -109,7 +109,6 @@ def test_admins_see_follow_ups_a_second_close_is_refused_and_clerks_may_not_clos
     pages = [context.new_page() for context in contexts]
     for page, user in zip(pages, (admin, boss, clerk)):
         sign_in(page, user.username, PASSWORD, path="/?lang=en")
-        page.wait_for_load_state()
     by_admin, by_boss, by_clerk = pages
     for page in (by_admin, by_boss):
         page.goto("/board?lang=en")
