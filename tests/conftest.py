@@ -5,6 +5,7 @@ import itertools
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -203,6 +204,39 @@ def browser():
         browser.close()
 
 
+class Trickle:
+    """WSGI middleware for tests: each HTML answer's body goes out in 1 KiB pieces, ``pause`` seconds
+    apart, so a page is shown in the browser (its address changed, its DOM begun) well before it is whole,
+    as on a loaded machine. A test that reads the DOM right after a navigation it did not wait for then
+    fails every time instead of once in many CI runs. BROWSER_TRICKLE=0.02 (the pause) turns it on."""
+
+    PIECE = 1024
+
+    def __init__(self, app, pause: float):
+        self.app, self.pause = app, pause
+
+    def __call__(self, environ, start_response):
+        html = False
+
+        def start(status, headers, exc_info=None):
+            nonlocal html
+            html = any(k.lower() == "content-type" and v.startswith("text/html") for k, v in headers)
+            return start_response(status, headers, exc_info)
+
+        body = self.app(environ, start)
+        try:
+            for chunk in body:
+                if not html:
+                    yield chunk
+                    continue
+                for at in range(0, len(chunk), self.PIECE):
+                    time.sleep(self.pause if at else 0)
+                    yield chunk[at:at + self.PIECE]
+        finally:
+            if hasattr(body, "close"):
+                body.close()
+
+
 @pytest.fixture
 def live_server(app):
     """The test's app served by werkzeug in a thread; its base URL."""
@@ -210,7 +244,8 @@ def live_server(app):
 
     from werkzeug.serving import make_server
 
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    pause = os.environ.get("BROWSER_TRICKLE")
+    server = make_server("127.0.0.1", 0, Trickle(app, float(pause)) if pause else app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
