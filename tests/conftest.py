@@ -208,7 +208,9 @@ class Trickle:
     """WSGI middleware for tests: each HTML answer's body goes out in 1 KiB pieces, ``pause`` seconds
     apart, so a page is shown in the browser (its address changed, its DOM begun) well before it is whole,
     as on a loaded machine. A test that reads the DOM right after a navigation it did not wait for then
-    fails every time instead of once in many CI runs. BROWSER_TRICKLE=0.02 (the pause) turns it on."""
+    fails every time instead of once in many CI runs. (One that waits for an element near the top of a
+    page and then reads all of it fails only sometimes: wait for the load before any read that does not
+    retry.) BROWSER_TRICKLE=0.02 (the pause) turns it on; other answers pass untouched."""
 
     PIECE = 1024
 

@@ -142,7 +142,8 @@ def test_a_token_is_shown_once_works_and_stops_when_revoked(admin_page, factory,
     assert token.startswith(accounts.TOKEN_PREFIX)
     assert _api(client, token) == 200
 
-    page.get_by_role("link", name=f"I have copied it: back to {clerk.username}").click()
+    with page.expect_navigation():  # page.content() below reads the page as it is
+        page.get_by_role("link", name=f"I have copied it: back to {clerk.username}").click()
     row = page.locator("table.tokens tbody tr", has_text="registry sync")
     expect(row).to_contain_text("In use")
     assert token not in page.content()  # never shown again
