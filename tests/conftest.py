@@ -232,7 +232,8 @@ class Trickle:
                     yield chunk
                     continue
                 for at in range(0, len(chunk), self.PIECE):
-                    time.sleep(self.pause if at else 0)
+                    if at:
+                        time.sleep(self.pause)
                     yield chunk[at:at + self.PIECE]
         finally:
             if hasattr(body, "close"):

@@ -8,6 +8,7 @@ import pytest
 from tests.factories import PASSWORD, csrf_token, sign_in
 from workflow.models import User
 
+
 def signed_in(client, username):
     response = sign_in(client, username)
     assert response.status_code == 302, response.get_data(as_text=True)

@@ -35,6 +35,8 @@ from workflow import receipts
 from workflow.clock import utcnow
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
 # ---------------------------------------------------------------- the session cookie
 
 def session_cookie(response) -> str:
